@@ -1,0 +1,133 @@
+"""`florence-edge convert`: a Florence-2 checkpoint becomes a verified LiteRT bundle."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from converters import bundle as bw
+from converters import export, recipes, verify
+from converters.errors import ConversionError
+from converters.graphs import Dims
+from converters.source import load_source
+from edge import manifest as mf
+
+DEFAULT_CACHES = (64, 256, 1024)
+DEFAULT_PROMPT_LEN = 128
+
+
+@contextlib.contextmanager
+def _stage(label: str):
+    print(f"[florence-edge] {label} ...", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    yield
+    print(f"[florence-edge] {label}: done in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+
+
+def decoder_buckets(caches, beams: int, max_positions: int) -> list[tuple[int, int]]:
+    """(batch, cache) pairs: greedy and `beams`-wide, each cache capped by the position table."""
+    sizes = sorted({min(int(c), max_positions) for c in caches})
+    batches = sorted({1, beams})
+    return [(b, s) for b in batches for s in sizes]
+
+
+def _check_output(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConversionError(f"output {out} exists and is a file")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise ConversionError(f"output {out} already exists; pass --force to replace the bundle files in it")
+
+
+def _install(staging: Path, out: Path) -> None:
+    """Move the finished bundle into place; other files already in `out` are left alone."""
+    out.mkdir(parents=True, exist_ok=True)
+    for item in staging.iterdir():
+        item.replace(out / item.name)
+
+
+def convert(src: str, out, quant: str = "int8", caches=DEFAULT_CACHES, beams: int | None = None,
+            prompt_len: int = DEFAULT_PROMPT_LEN, force: bool = False,
+            verify_tokens: int = verify.DEFAULT_TOKENS) -> dict:
+    """Python twin of `florence-edge convert`; returns the written manifest."""
+    out = Path(out).expanduser()
+    if quant not in recipes.RECIPES:
+        raise ConversionError(f"unknown quantization {quant!r}; choose from {', '.join(recipes.RECIPES)}")
+    _check_output(out, force)
+    with _stage(f"load {src}"):
+        source = load_source(src)
+    text = source.model.config.text_config
+    max_prompt = text.max_position_embeddings - source.image_tokens
+    if not 8 <= prompt_len <= max_prompt:
+        raise ConversionError(f"--prompt-len must be between 8 and {max_prompt} for this model")
+    dims = Dims.from_model(source.model, source.image_size[0], source.image_tokens, prompt_len)
+    beams = beams or int(source.model.generation_config.num_beams or 1)
+    buckets = decoder_buckets(caches, beams, text.max_position_embeddings)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.partial-") as tmp:
+        work, staging = Path(tmp) / "fp32", Path(tmp) / "bundle"
+        work.mkdir()
+        staging.mkdir()
+        float_paths = export.convert_graphs(source.model, dims, buckets, work, _stage)
+        with _stage(f"quantize ({quant})"):
+            for role, path in float_paths.items():
+                target = staging / bw.GRAPH_FILES[role]
+                recipe = recipes.RECIPES[quant][role]
+                if recipe is None:
+                    shutil.move(str(path), target)
+                else:
+                    recipes.quantize_file(str(path), str(target), recipe)
+        with _stage("write tokenizer and manifest"):
+            bw.write_tokenizer(source, staging)
+            manifest = bw.build_manifest(source, dims, buckets, recipes.describe(quant), staging)
+            bw.write_manifest(manifest, staging)
+        with _stage("verify against PyTorch"):
+            manifest["parity"] = verify.parity_report(source, staging, verify_tokens)
+            bw.write_manifest(manifest, staging)
+        _install(staging, out)
+    return manifest
+
+
+def summary(manifest: dict, seconds: float) -> str:
+    sizes = ", ".join(f"{name} {entry['bytes'] / 1e6:.1f} MB" for name, entry in manifest["files"].items())
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return f"converted in {seconds:.0f} s, peak RSS {peak:.0f} MB; {sizes}"
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("src", help="hub id (florence-community/Florence-2-base) or local checkpoint directory")
+    parser.add_argument("-o", "--output", required=True, help="bundle directory to write")
+    parser.add_argument("--quant", default="int8", choices=sorted(recipes.RECIPES), help="quantization recipe")
+    parser.add_argument("--cache-sizes", default=",".join(map(str, DEFAULT_CACHES)),
+                        help="decoder self-attention cache sizes (comma-separated)")
+    parser.add_argument("--beams", type=int, default=None,
+                        help="beam width with its own decoder signature (default: the checkpoint's num_beams)")
+    parser.add_argument("--prompt-len", type=int, default=DEFAULT_PROMPT_LEN, help="fixed prompt length in tokens")
+    parser.add_argument("--verify-tokens", type=int, default=verify.DEFAULT_TOKENS,
+                        help="new tokens per verification case")
+    parser.add_argument("--force", action="store_true", help="replace bundle files in an existing output directory")
+
+
+def main(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    try:
+        caches = [int(c) for c in args.cache_sizes.split(",") if c.strip()]
+    except ValueError:
+        print(f"florence-edge convert: --cache-sizes must be integers, got {args.cache_sizes!r}", file=sys.stderr)
+        return 2
+    try:
+        manifest = convert(args.src, args.output, args.quant, caches, args.beams, args.prompt_len, args.force,
+                           args.verify_tokens)
+    except ConversionError as exc:
+        print(f"florence-edge convert: {exc}", file=sys.stderr)
+        return 2
+    print(verify.format_report(manifest["parity"]))
+    print(summary(manifest, time.perf_counter() - start))
+    print(f"bundle written to {args.output}")
+    return 0 if manifest["parity"]["passed"] else 1

@@ -1,0 +1,55 @@
+"""Convert the export wrappers to LiteRT flatbuffers, one file per graph."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from pathlib import Path
+
+import torch
+
+from converters import graphs
+from edge.manifest import DECODER, ENCODER, VISION, decode_signature_name
+
+
+def convert_graphs(model, dims: graphs.Dims, buckets: list[tuple[int, int]], out_dir: Path, progress) -> dict:
+    """Write vision/encoder/decoder fp32 .tflite files into out_dir; role -> path."""
+    import litert_torch
+
+    plans = {
+        VISION: [(VISION, graphs.VisionGraph(model), graphs.vision_inputs(dims))],
+        ENCODER: [(ENCODER, graphs.EncoderGraph(model, dims), graphs.encoder_inputs(dims))],
+        DECODER: [
+            (decode_signature_name(b, s), graphs.DecoderStepGraph(model, dims, s), graphs.decoder_inputs(dims, b, s))
+            for b, s in buckets
+        ],
+    }
+    paths = {}
+    for role, signatures in plans.items():
+        with progress(f"convert {role} graph ({len(signatures)} signature{'s' * (len(signatures) > 1)})"):
+            converter = None
+            for name, module, sample in signatures:
+                module = module.eval()
+                converter = (litert_torch if converter is None else converter).signature(
+                    name, module, sample_kwargs=sample
+                )
+            with torch.no_grad(), _quiet():
+                edge_model = converter.convert()
+                path = out_dir / f"{role}.fp32.tflite"
+                edge_model.export(str(path))
+        paths[role] = path
+    return paths
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Keep litert-torch's per-pass log lines off the user's terminal."""
+    buf = io.StringIO()
+    level = logging.root.level
+    logging.root.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(buf):
+            yield
+    finally:
+        logging.root.setLevel(level)

@@ -1,0 +1,55 @@
+"""`florence-edge <command>`: each command is a module with configure_parser() and main().
+
+Commands are imported only when chosen, so the device never imports the
+converter (or torch) unless someone asks it to convert.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = {
+    "convert": ("converters.convert", "convert a Florence-2 checkpoint to a LiteRT bundle"),
+    "verify": ("converters.verify", "compare a bundle with its PyTorch checkpoint"),
+    "check": ("edge.check", "verify every file checksum of a bundle"),
+}
+# Packages only the `convert` extra installs.
+_CONVERT_EXTRA = {"torch", "transformers", "litert_torch", "ai_edge_quantizer", "safetensors"}
+
+
+def _load(module_name: str):
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] in _CONVERT_EXTRA:
+            raise SystemExit(
+                f"florence-edge: this command needs the 'convert' extra ({exc.name} is missing): "
+                "pip install 'florence-edge[convert]'"
+            ) from None
+        raise
+
+
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="florence-edge", description="Florence-2 on edge devices (LiteRT)")
+    sub = parser.add_subparsers(dest="command", metavar="command")
+    for name, (module_name, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        if name == selected:
+            _load(module_name).configure_parser(command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    selected = next((a for a in argv if a in COMMANDS), None)
+    args = build_parser(selected).parse_args(argv)
+    if args.command is None:
+        build_parser().print_help()
+        return 2
+    return _load(COMMANDS[args.command][0]).main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""`Florence2`: a bundle on the device. Encode an image once, run any task on it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from edge import manifest as mf
+from edge.decoding import DecodeSettings, beam_search, greedy
+from edge.errors import FlorenceEdgeError
+from edge.kv_cache import DecoderSession
+from edge.preprocess import load_image, pixel_values
+from edge.prompts import build_prompt, normalize_task
+from edge.runtime import Signature, open_interpreter
+from edge.text import TextCodec
+
+
+@dataclass
+class Encoded:
+    """An image after the vision graph: reusable for any number of tasks."""
+
+    features: np.ndarray
+    image_size: tuple[int, int]  # original (width, height): outputs are in these pixels
+    vision_ms: float
+
+
+@dataclass
+class Timings:
+    vision_ms: float = 0.0
+    encoder_ms: float = 0.0
+    decode_ms: float = 0.0
+    tokens: int = 0
+
+
+@dataclass
+class Result:
+    task: str
+    text: str
+    token_ids: list[int]
+    parsed: object
+    timings: Timings = field(default_factory=Timings)
+
+
+@dataclass
+class TokenEvent:
+    """One streamed piece: `text` is what the new token(s) added to the output."""
+
+    token_ids: list[int]
+    text: str
+    result: Result | None = None  # set on the last event only
+
+
+class Florence2:
+    def __init__(self, bundle_dir, num_threads: int | None = None):
+        self.manifest = mf.load_manifest(bundle_dir)
+        m = self.manifest
+        threads = num_threads or 4
+        self._interpreters = {
+            role: open_interpreter(m.graph_path(role), threads, m.quantization) for role in mf.GRAPH_ROLES
+        }
+        self._vision = Signature(self._interpreters[mf.VISION], mf.VISION)
+        self._encoder = Signature(self._interpreters[mf.ENCODER], mf.ENCODER)
+        self._decoders: dict[tuple[int, int], DecoderSession] = {}
+        self.codec = TextCodec(m.root / mf.TOKENIZER_NAME, m.tokens)
+
+    # ---- image ----
+    def encode(self, image) -> Encoded:
+        """Run the vision graph once; pass the result to `run`/`stream` for each task."""
+        img = load_image(image)
+        im = self.manifest.image
+        pixels = pixel_values(img, (im["height"], im["width"]), im["mean"], im["std"], im["resample"],
+                              im["rescale_factor"])
+        start = time.perf_counter()
+        features = np.array(self._vision(pixel_values=pixels)["image_features"])
+        return Encoded(features, img.size, (time.perf_counter() - start) * 1e3)
+
+    # ---- tasks ----
+    def run(self, image, task: str, text: str | None = None, **options) -> Result:
+        """Run one task to the end; options: num_beams, max_new_tokens, no_repeat_ngram_size."""
+        for event in self.stream(image, task, text, **options):
+            if event.result is not None:
+                return event.result
+        raise AssertionError("stream ended without a result")
+
+    def stream(self, image, task: str, text: str | None = None, **options) -> Iterator[TokenEvent]:
+        """Yield text pieces as tokens are decoded (greedy); beam search yields once, at the end."""
+        enc = image if isinstance(image, Encoded) else self.encode(image)
+        key = normalize_task(task)
+        prompt = build_prompt(self.manifest.tasks, key, text)
+        settings = self.settings(**options)
+        timings = Timings(vision_ms=enc.vision_ms)
+
+        start = time.perf_counter()
+        session = self._prepare(enc.features, prompt, settings)
+        timings.encoder_ms = (time.perf_counter() - start) * 1e3
+
+        start = time.perf_counter()
+        tokens: list[int] = []
+        if settings.num_beams == 1:
+            pieces = self.codec.streamer()
+            for token in greedy(session, settings):
+                tokens.append(token)
+                piece = pieces.push(token)
+                if piece:
+                    yield TokenEvent([token], piece)
+        else:
+            tokens = beam_search(session, settings)
+            yield TokenEvent(tokens, self.codec.output_text(tokens))
+        timings.decode_ms = (time.perf_counter() - start) * 1e3
+        timings.tokens = len(tokens)
+        yield TokenEvent([], "", Result(key, self.codec.output_text(tokens), tokens, None, timings))
+
+    def settings(self, num_beams: int | None = None, max_new_tokens: int | None = None,
+                 no_repeat_ngram_size: int | None = None) -> DecodeSettings:
+        g, t = self.manifest.generation, self.manifest.tokens
+        settings = DecodeSettings(
+            max_new_tokens=g["max_new_tokens"] if max_new_tokens is None else max_new_tokens,
+            num_beams=g["num_beams"] if num_beams is None else num_beams,
+            no_repeat_ngram_size=g["no_repeat_ngram_size"] if no_repeat_ngram_size is None else no_repeat_ngram_size,
+            decoder_start_id=t["decoder_start"], eos_id=t["eos"], pad_id=t["pad"],
+            forced_bos_id=g["forced_bos_token_id"], forced_eos_id=g["forced_eos_token_id"],
+            early_stopping=g["early_stopping"], length_penalty=g["length_penalty"],
+        )
+        if settings.max_new_tokens < 1:
+            raise FlorenceEdgeError("max_new_tokens must be at least 1")
+        if settings.num_beams < 1:
+            raise FlorenceEdgeError("num_beams must be at least 1")
+        return settings
+
+    def _prepare(self, features: np.ndarray, prompt: str, settings: DecodeSettings) -> DecoderSession:
+        """Run the text encoder once for this prompt and hand its K/V to a decoder session."""
+        ids, mask = self.codec.prompt_ids(prompt, self.manifest.model["prompt_len"])
+        cross = self._encoder(image_features=features, prompt_ids=ids, prompt_mask=mask)
+        session = self._decoder(settings.num_beams, settings.max_new_tokens)
+        session.start(cross, mask)
+        return session
+
+    def _decoder(self, batch: int, max_new_tokens: int) -> DecoderSession:
+        buckets = self.manifest.decoder_buckets()
+        fits = [(b, s) for b, s in buckets if b == batch and s >= max_new_tokens]
+        if not fits:
+            batches = sorted({b for b, _ in buckets})
+            if batch not in batches:
+                raise FlorenceEdgeError(
+                    f"num_beams={batch} is not in this bundle (decoder batches: {batches}); "
+                    "convert with --beams to add it"
+                )
+            largest = max(s for b, s in buckets if b == batch)
+            raise FlorenceEdgeError(f"max_new_tokens={max_new_tokens} exceeds this bundle's largest cache ({largest})")
+        bucket = fits[0]
+        if bucket not in self._decoders:
+            sig = Signature(self._interpreters[mf.DECODER], mf.decode_signature_name(*bucket))
+            self._decoders[bucket] = DecoderSession(sig, self.manifest.model["decoder_layers"],
+                                                    self.manifest.model["image_tokens"])
+        return self._decoders[bucket]

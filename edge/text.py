@@ -1,0 +1,65 @@
+"""Text <-> token ids with the bundle's byte-level BPE tokenizer (`tokenizers`, exact)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from edge.errors import FlorenceEdgeError
+
+# Tokens that never belong in output text (transformers strips exactly these).
+_STRIP = ("<s>", "</s>", "<pad>")
+
+
+class TextCodec:
+    def __init__(self, path: Path, special: dict):
+        try:
+            self.tokenizer = Tokenizer.from_file(str(path))
+        except Exception as exc:  # tokenizers raises plain Exception on a bad file
+            raise FlorenceEdgeError(f"cannot load tokenizer {path}: {exc}") from None
+        self.special = special
+
+    def prompt_ids(self, prompt: str, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """`<s> prompt </s>` padded to the encoder's fixed length, and its mask."""
+        ids = self.tokenizer.encode(f"<s>{prompt}</s>", add_special_tokens=False).ids
+        if len(ids) > length:
+            raise FlorenceEdgeError(
+                f"text input too long: the prompt is {len(ids)} tokens, this bundle takes at most {length}"
+            )
+        out = np.full((1, length), self.special["pad"], dtype=np.int32)
+        out[0, : len(ids)] = ids
+        mask = np.zeros((1, length), dtype=np.int32)
+        mask[0, : len(ids)] = 1
+        return out, mask
+
+    def decode(self, ids: list[int]) -> str:
+        """Text with every token kept, `<loc_N>` included, as transformers' decode(skip_special_tokens=False)."""
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
+
+    def output_text(self, ids: list[int]) -> str:
+        text = self.decode(ids)
+        for tok in _STRIP:
+            text = text.replace(tok, "")
+        return text
+
+    def streamer(self) -> _Streamer:
+        return _Streamer(self)
+
+
+class _Streamer:
+    """Turns tokens into text pieces, holding back bytes that don't yet form a character."""
+
+    def __init__(self, codec: TextCodec):
+        self.codec = codec
+        self.ids: list[int] = []
+        self.emitted = ""
+
+    def push(self, token: int) -> str:
+        self.ids.append(token)
+        text = self.codec.output_text(self.ids)
+        if text.endswith("\ufffd"):
+            return ""
+        piece, self.emitted = text[len(self.emitted):], text
+        return piece
