@@ -16,7 +16,6 @@ from converters import export, recipes, verify
 from converters.errors import ConversionError
 from converters.graphs import Dims
 from converters.source import load_source
-from edge import manifest as mf
 
 DEFAULT_CACHES = (64, 256, 1024)
 DEFAULT_PROMPT_LEN = 128

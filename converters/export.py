@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 from pathlib import Path
 
 import torch
 
 from converters import graphs
+from converters.quiet import quiet
 from edge.manifest import DECODER, ENCODER, VISION, decode_signature_name
 
 
@@ -34,22 +32,9 @@ def convert_graphs(model, dims: graphs.Dims, buckets: list[tuple[int, int]], out
                 converter = (litert_torch if converter is None else converter).signature(
                     name, module, sample_kwargs=sample
                 )
-            with torch.no_grad(), _quiet():
+            with torch.no_grad(), quiet():
                 edge_model = converter.convert()
                 path = out_dir / f"{role}.fp32.tflite"
                 edge_model.export(str(path))
         paths[role] = path
     return paths
-
-
-@contextlib.contextmanager
-def _quiet():
-    """Keep litert-torch's per-pass log lines off the user's terminal."""
-    buf = io.StringIO()
-    level = logging.root.level
-    logging.root.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(buf):
-            yield
-    finally:
-        logging.root.setLevel(level)

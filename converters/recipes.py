@@ -7,6 +7,7 @@ so recipes can be compared on exactly the same float graphs.
 
 from __future__ import annotations
 
+from converters.quiet import quiet
 from edge.manifest import DECODER, ENCODER, VISION
 
 # Dynamic-range int8 (int8 channelwise weights, activations quantized at run time) is
@@ -29,6 +30,7 @@ def quantize_file(float_path: str, out_path: str, recipe_name: str | None) -> No
     """Write `float_path` quantized by the named ai-edge-quantizer recipe to `out_path`."""
     from ai_edge_quantizer import quantizer, recipe
 
-    qt = quantizer.Quantizer(float_path)
-    qt.load_quantization_recipe(getattr(recipe, recipe_name)())
-    qt.quantize().export_model(out_path, overwrite=True)
+    with quiet():
+        qt = quantizer.Quantizer(float_path)
+        qt.load_quantization_recipe(getattr(recipe, recipe_name)())
+        qt.quantize().export_model(out_path, overwrite=True)

@@ -11,8 +11,14 @@ import json
 import tempfile
 from pathlib import Path
 
-from transformers import BartConfig, BartTokenizer, Florence2Config, Florence2ForConditionalGeneration
-from transformers import CLIPImageProcessorPil, Florence2Processor
+from transformers import (
+    BartConfig,
+    BartTokenizer,
+    CLIPImageProcessorPil,
+    Florence2Config,
+    Florence2ForConditionalGeneration,
+    Florence2Processor,
+)
 from transformers.tokenization_utils_base import AddedToken
 
 from converters.florence2_vocab import BANNED_GROUNDING_TOKENS, FLORENCE2_ADDED_TOKENS
@@ -150,3 +156,19 @@ def post_processor_config() -> dict:
         "pure_text": {}, "description_with_bboxes": {}, "description_with_polygons": {}, "polygons": {},
         "bboxes": {}, "description_with_bboxes_or_polygons": {},
     }
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="write a random Florence-2 checkpoint for tests and benchmarks")
+    parser.add_argument("output", help="directory to write")
+    parser.add_argument("--size", default="tiny", choices=sorted(SIZES))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    print(write_test_checkpoint(args.output, args.size, args.seed))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

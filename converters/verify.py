@@ -31,11 +31,12 @@ CASES = (
     ("<CAPTION_TO_PHRASE_GROUNDING>", "a red circle and a blue square"),
 )
 DEFAULT_TOKENS = 24
-# Floor for int8 mean token agreement. Random weights give flat logits, where
-# int8 noise flips near-ties and every later token follows the flip; the floor
-# therefore only catches a broken graph (zeros, NaN, wrong cache), which agrees on
-# well under a tenth of the tokens. Trained models are judged by `eval`.
-INT8_MIN_AGREEMENT = 0.15
+# Pass mark for quantized bundles: mean greedy-token agreement with generate().
+# Random weights give flat logits, where int8 noise flips a near-tie and every later
+# token follows the flip: measured 1.0 on the tiny test model and 0.67 on a
+# base-sized random model. A broken graph (zeros, NaN, a wrong cache) agrees only on
+# the forced BOS/EOS, under 0.1. Accuracy of a trained model is `eval`'s job.
+INT8_MIN_AGREEMENT = 0.3
 
 
 def sample_images() -> list[Image.Image]:
@@ -64,7 +65,7 @@ def _errors(ours: np.ndarray, ref: np.ndarray) -> dict:
 
 
 def _concat(outputs: dict, names) -> np.ndarray:
-    return np.concatenate([np.asarray(outputs[n]).ravel() for n in names])
+    return np.concatenate([np.array(outputs[n]).ravel() for n in names])
 
 
 def graph_errors(source: Source, bundle: mf.Manifest, image: Image.Image) -> dict:
@@ -86,13 +87,13 @@ def graph_errors(source: Source, bundle: mf.Manifest, image: Image.Image) -> dic
     mask = (np.arange(dims.prompt_len) < len(ids)).astype(np.int32)[None]
 
     def litert(role, key):
-        return Signature(open_interpreter(bundle.graph_path(role), 2, bundle.quantization), key)
+        sig = Signature(open_interpreter(bundle.graph_path(role), 2, bundle.quantization), key)
+        return lambda **inputs: {name: np.array(view) for name, view in sig(**inputs).items()}
 
     report = {}
     with torch.no_grad():
         ref = graphs.VisionGraph(model)(torch.from_numpy(pixels))["image_features"].numpy()
-        report[mf.VISION] = _errors(np.asarray(litert(mf.VISION, mf.VISION)(pixel_values=pixels)["image_features"]),
-                                    ref)
+        report[mf.VISION] = _errors(litert(mf.VISION, mf.VISION)(pixel_values=pixels)["image_features"], ref)
         enc_ref = graphs.EncoderGraph(model, dims)(torch.from_numpy(ref), torch.from_numpy(prompt),
                                                    torch.from_numpy(mask))
         enc_ours = litert(mf.ENCODER, mf.ENCODER)(image_features=ref, prompt_ids=prompt, prompt_mask=mask)
@@ -109,7 +110,7 @@ def graph_errors(source: Source, bundle: mf.Manifest, image: Image.Image) -> dic
         inputs["cross_bias"] = bias
         dec_ref = graphs.DecoderStepGraph(model, dims, cache)(**{k: torch.from_numpy(v) for k, v in inputs.items()})
         dec_ours = litert(mf.DECODER, mf.decode_signature_name(batch, cache))(**inputs)
-        report[mf.DECODER] = _errors(np.asarray(dec_ours["logits"]), dec_ref["logits"].numpy())
+        report[mf.DECODER] = _errors(dec_ours["logits"], dec_ref["logits"].numpy())
     return report
 
 
@@ -121,7 +122,8 @@ def reference_tokens(source: Source, image: Image.Image, task: str, text: str | 
     with torch.no_grad():
         out = source.model.generate(
             **inputs, max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=False,
-            no_repeat_ngram_size=g.no_repeat_ngram_size, early_stopping=g.early_stopping,
+            no_repeat_ngram_size=g.no_repeat_ngram_size,
+            **({"early_stopping": g.early_stopping} if num_beams > 1 else {}),
         )
     return out[0, 1:].tolist()
 
@@ -171,7 +173,8 @@ def format_report(report: dict) -> str:
     lines.append("")
     lines.append(f"{'image':<6}{'task':<32}{'tokens':>7}{'agree':>8}  exact")
     for r in t["cases"]:
-        lines.append(f"{r['image']:<6}{r['task']:<32}{r['tokens']:>7}{r['agreement']:>8.2f}  {'yes' if r['exact'] else 'no'}")
+        exact = "yes" if r["exact"] else "no"
+        lines.append(f"{r['image']:<6}{r['task']:<32}{r['tokens']:>7}{r['agreement']:>8.2f}  {exact}")
     verdict = "PASS" if report["passed"] else "FAIL"
     lines.append(f"\ntoken-exact {t['exact']}/{t['total']}, mean agreement {t['mean_agreement']:.3f} "
                  f"({report['criterion']}): {verdict}")

@@ -25,6 +25,11 @@ class DecoderSession:
         self._new = [signature.outputs[n.replace("self_", "new_")] for n in names]
         self._tokens = signature.inputs["token_ids"]
         self._position = signature.inputs["position"]
+        # Fresh tensor memory is whatever the allocator had: NaN or 1e30 there would
+        # survive the additive mask (0 * NaN, 1e30 - 1e9). Entries left by earlier
+        # prompts are finite K/V and the mask removes them.
+        for cache in self._cache:
+            cache[...] = 0.0
 
     def start(self, cross: dict[str, np.ndarray], prompt_mask: np.ndarray) -> None:
         """Load one prompt's cross-attention K/V (shared by every hypothesis)."""

@@ -61,6 +61,7 @@ class Signature:
     """
 
     def __init__(self, interpreter, key: str):
+        self._interpreter = interpreter  # the views are only valid while it lives
         self._wrapper = interpreter._interpreter
         self.key = key
         defs = interpreter._get_full_signature_list()

@@ -1,0 +1,56 @@
+"""Session fixtures: one tiny random checkpoint and its fp32 and int8 bundles.
+
+Conversion is the slow part (~30 s a bundle), so each bundle is built once and
+shared; tests that alter a bundle copy it first.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+# No test may reach the network: a hub id must fail fast, not retry for 30 s.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+TINY_CONVERT = dict(caches=(16, 64), beams=3, prompt_len=32, verify_tokens=24)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    from converters.test_checkpoints import write_test_checkpoint
+
+    return write_test_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", "tiny", seed=0)
+
+
+def _convert(tmp_path_factory, checkpoint, quant):
+    from converters.convert import convert
+
+    out = tmp_path_factory.mktemp(quant) / "bundle"
+    manifest = convert(str(checkpoint), out, quant=quant, **TINY_CONVERT)
+    return out, manifest
+
+
+@pytest.fixture(scope="session")
+def fp32_bundle(tmp_path_factory, tiny_checkpoint):
+    return _convert(tmp_path_factory, tiny_checkpoint, "fp32")
+
+
+@pytest.fixture(scope="session")
+def int8_bundle(tmp_path_factory, tiny_checkpoint):
+    return _convert(tmp_path_factory, tiny_checkpoint, "int8")
+
+
+@pytest.fixture(scope="session")
+def tiny_source(tiny_checkpoint):
+    from converters.source import load_source
+
+    return load_source(str(tiny_checkpoint))
+
+
+@pytest.fixture
+def bundle_copy(fp32_bundle, tmp_path):
+    path = tmp_path / "bundle"
+    shutil.copytree(fp32_bundle[0], path)
+    return path

@@ -1,0 +1,116 @@
+import json
+
+import pytest
+
+from converters import verify
+from converters.convert import convert, decoder_buckets
+from converters.errors import ConversionError
+from edge import manifest as mf
+
+
+def test_fp32_bundle_is_token_exact_with_generate(fp32_bundle):
+    _, manifest = fp32_bundle
+    tokens = manifest["parity"]["tokens"]
+    assert tokens["total"] == len(verify.CASES) * 2 >= 6
+    assert tokens["exact"] == tokens["total"]
+    assert {c["task"] for c in tokens["cases"]} >= {"<CAPTION>", "<OD>", "<OCR_WITH_REGION>"}
+    assert all(c["tokens"] > 5 for c in tokens["cases"])  # real decoding, not an immediate stop
+    assert manifest["parity"]["passed"]
+    for role in mf.GRAPH_ROLES:
+        assert manifest["parity"]["graphs"][role]["rel_l2"] < 1e-4
+
+
+def test_int8_bundle_reports_agreement_above_floor(int8_bundle):
+    _, manifest = int8_bundle
+    parity = manifest["parity"]
+    assert parity["tokens"]["mean_agreement"] >= verify.INT8_MIN_AGREEMENT
+    for role in mf.GRAPH_ROLES:
+        assert parity["graphs"][role]["cosine"] > 0.99
+        assert parity["graphs"][role]["rel_l2"] > 1e-5  # really quantized, not a float copy
+
+
+def test_int8_files_are_smaller_than_fp32(fp32_bundle, int8_bundle):
+    for role in mf.GRAPH_ROLES:
+        name = f"{role}.tflite"
+        assert int8_bundle[1]["files"][name]["bytes"] < 0.6 * fp32_bundle[1]["files"][name]["bytes"]
+
+
+def test_manifest_describes_the_bundle(fp32_bundle, tiny_source):
+    path, manifest = fp32_bundle
+    loaded = mf.load_manifest(path)
+    assert all(mf.verify_checksums(loaded).values())
+    assert set(manifest["files"]) == {"vision.tflite", "encoder.tflite", "decoder.tflite", "tokenizer.json"}
+    assert len(manifest["tasks"]) == 15
+    assert manifest["tasks"]["<OD>"]["post_processing"] == "description_with_bboxes"
+    assert manifest["generation"]["num_beams"] == 3
+    assert manifest["generation"]["no_repeat_ngram_size"] == 3
+    assert manifest["model"]["d_model"] == tiny_source.model.config.text_config.d_model
+    assert manifest["image"]["height"] == 64
+    assert manifest["special_tokens"]["loc_0"] == tiny_source.processor.tokenizer.convert_tokens_to_ids("<loc_0>")
+    decoder = manifest["graphs"]["decoder"]
+    assert sorted(decoder["signatures"]) == sorted(mf.decode_signature_name(b, s) for b, s in
+                                                    [(1, 16), (1, 64), (3, 16), (3, 64)])
+    sig = decoder["signatures"]["decode_b3_s64"]
+    assert sig["inputs"]["self_k_0"]["shape"] == [3, 4, 64, 16]
+    assert sig["outputs"]["logits"]["shape"] == [3, manifest["model"]["vocab_size"]]
+    assert manifest["quantization"]["name"] == "fp32"
+    assert manifest["tools"]["litert-torch"]
+
+
+def test_decoder_buckets_cover_greedy_and_beams():
+    assert decoder_buckets([64, 2048, 256], 3, 1024) == [(1, 64), (1, 256), (1, 1024), (3, 64), (3, 256),
+                                                          (3, 1024)]
+    assert decoder_buckets([64], 1, 1024) == [(1, 64)]
+
+
+def test_refuses_existing_output_without_force(tiny_checkpoint, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ConversionError, match="already exists"):
+        convert(str(tiny_checkpoint), out)
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_force_replaces_bundle_files_and_keeps_the_users(tiny_checkpoint, fp32_bundle, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    (out / "manifest.json").write_text("{}")
+    manifest = convert(str(tiny_checkpoint), out, quant="fp32", force=True, caches=(16,), beams=1, prompt_len=32,
+                       verify_tokens=4)
+    assert (out / "notes.txt").read_text() == "mine"
+    assert json.loads((out / "manifest.json").read_text())["files"] == manifest["files"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.partial")]
+
+
+@pytest.mark.parametrize("src, message", [
+    ("/no/such/dir", "no such directory"),
+    ("nobody/no-such-model", "cannot load"),
+])
+def test_unknown_source_is_one_clear_error(src, message, tmp_path):
+    with pytest.raises(ConversionError, match=message):
+        convert(src, tmp_path / "out")
+
+
+def test_not_a_florence_checkpoint(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(ConversionError, match="not a Florence-2 checkpoint"):
+        convert(str(tmp_path), tmp_path / "out")
+
+
+def test_original_remote_code_layout_names_what_to_pass(tmp_path):
+    config = {"model_type": "florence2", "auto_map": {"AutoModelForCausalLM": "modeling_florence2.X"},
+              "text_config": {"model_type": "florence2_language"}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConversionError, match="florence-community/Florence-2-base"):
+        convert(str(tmp_path), tmp_path / "out")
+
+
+def test_cli_reports_bad_source_in_one_line(capsys, tmp_path):
+    from edge.cli import main
+
+    code = main(["convert", str(tmp_path / "missing"), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.count("\n") == 0 and "no such directory" in err
