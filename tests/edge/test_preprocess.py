@@ -35,7 +35,8 @@ def test_arrays_and_16_bit_images_are_converted(tiny_source):
     assert load_image(arr).size == (30, 20)
     wide = (arr.astype(np.uint16) << 8)
     np.testing.assert_array_equal(np.asarray(load_image(wide)), arr)
-    grey16 = Image.fromarray((arr[:, :, 0].astype(np.uint16) << 8), "I;16")
+    grey16 = Image.fromarray(arr[:, :, 0].astype(np.uint16) << 8)
+    assert grey16.mode == "I;16"
     np.testing.assert_array_equal(np.asarray(load_image(grey16))[:, :, 0], arr[:, :, 0])
 
 

@@ -1,0 +1,23 @@
+import importlib
+
+import pytest
+
+from edge import cli
+
+
+def test_convert_without_the_extra_names_the_extra(monkeypatch, capsys):
+    real = importlib.import_module
+
+    def fake(name, *args):
+        if name == "converters.convert":
+            raise ModuleNotFoundError("No module named 'torch'", name="torch")
+        return real(name, *args)
+
+    monkeypatch.setattr(cli.importlib, "import_module", fake)
+    with pytest.raises(SystemExit, match=r"pip install 'florence-edge\[convert\]'"):
+        cli.main(["convert", "x", "-o", "y"])
+
+
+def test_no_command_prints_help(capsys):
+    assert cli.main([]) == 2
+    assert "convert" in capsys.readouterr().out

@@ -1,0 +1,22 @@
+import subprocess
+import sys
+import textwrap
+
+
+def test_import_and_full_run_load_no_torch_or_converters(fp32_bundle):
+    code = textwrap.dedent(f"""
+        import sys
+        import numpy as np
+        from edge import Florence2
+        model = Florence2({str(fp32_bundle[0])!r}, num_threads=1)
+        image = np.random.RandomState(0).randint(0, 255, (48, 64, 3), dtype=np.uint8)
+        result = model.run(image, "<OD>", num_beams=3, max_new_tokens=16)
+        assert result.token_ids, result
+        banned = [m for m in sys.modules if m.split(".")[0] in ("torch", "transformers", "converters",
+                                                                 "litert_torch", "ai_edge_quantizer")]
+        assert not banned, banned
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("ok")
