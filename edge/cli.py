@@ -14,6 +14,7 @@ COMMANDS = {
     "convert": ("converters.convert", "convert a Florence-2 checkpoint to a LiteRT bundle"),
     "verify": ("converters.verify", "compare a bundle with its PyTorch checkpoint"),
     "check": ("edge.check", "verify every file checksum of a bundle"),
+    "run": ("edge.run", "run Florence-2 tasks on images"),
 }
 # Packages only the `convert` extra installs.
 _CONVERT_EXTRA = {"torch", "transformers", "litert_torch", "ai_edge_quantizer", "safetensors"}

@@ -12,6 +12,7 @@ from edge import manifest as mf
 from edge.decoding import DecodeSettings, beam_search, greedy
 from edge.errors import FlorenceEdgeError
 from edge.kv_cache import DecoderSession
+from edge.postprocess import parse
 from edge.preprocess import load_image, pixel_values
 from edge.prompts import build_prompt, normalize_task
 from edge.runtime import Signature, open_interpreter
@@ -111,7 +112,13 @@ class Florence2:
             yield TokenEvent(tokens, self.codec.output_text(tokens))
         timings.decode_ms = (time.perf_counter() - start) * 1e3
         timings.tokens = len(tokens)
-        yield TokenEvent([], "", Result(key, self.codec.output_text(tokens), tokens, None, timings))
+        parsed = self.parse(tokens, key, enc.image_size)
+        yield TokenEvent([], "", Result(key, self.codec.output_text(tokens), tokens, parsed, timings))
+
+    def parse(self, tokens: list[int], task: str, image_size: tuple[int, int]) -> dict:
+        """{task: answer} for generated tokens, as transformers' post_process_generation."""
+        kind = self.manifest.tasks[task]["post_processing"]
+        return parse(self.codec.decode(tokens), task, kind, image_size, self.manifest.raw["post_processing"])
 
     def settings(self, num_beams: int | None = None, max_new_tokens: int | None = None,
                  no_repeat_ngram_size: int | None = None) -> DecodeSettings:

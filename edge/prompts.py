@@ -17,20 +17,29 @@ def normalize_task(task: str) -> str:
     return f"<{name}>"
 
 
-def build_prompt(tasks: dict, task: str, text: str | None = None) -> str:
-    """The prompt for `task` from the manifest's task table; `text` fills `{input}`."""
-    key = normalize_task(task)
-    entry = tasks.get(key)
+def template(tasks: dict, task: str) -> str:
+    """The prompt template of a task in the manifest's table; `{input}` marks where text goes."""
+    entry = tasks.get(normalize_task(task))
     if entry is None:
         raise FlorenceEdgeError(f"unknown task {task!r}; tasks: {', '.join(sorted(tasks))}")
-    template = entry["prompt"]
-    if "{input}" in template:
+    return entry["prompt"]
+
+
+def takes_input(tasks: dict, task: str) -> bool:
+    return "{input}" in template(tasks, task)
+
+
+def build_prompt(tasks: dict, task: str, text: str | None = None) -> str:
+    """The prompt for `task`; `text` fills `{input}` and must be given exactly when the task takes it."""
+    key = normalize_task(task)
+    prompt = template(tasks, key)
+    if "{input}" in prompt:
         if text is None or not text.strip():
             raise FlorenceEdgeError(f"task {key} needs text input (--text)")
-        return template.format(input=text.strip())
+        return prompt.format(input=text.strip())
     if text is not None and text.strip():
         raise FlorenceEdgeError(f"task {key} takes no text input")
-    return template
+    return prompt
 
 
 def region_to_loc_tokens(box, image_size: tuple[int, int]) -> str:
