@@ -32,7 +32,7 @@ def takes_input(tasks: dict, task: str) -> bool:
 def build_prompt(tasks: dict, task: str, text: str | None = None) -> str:
     """The prompt for `task`; `text` fills `{input}` and must be given exactly when the task takes it."""
     key = normalize_task(task)
-    prompt = template(tasks, key)
+    prompt = template(tasks, task)
     if "{input}" in prompt:
         if text is None or not text.strip():
             raise FlorenceEdgeError(f"task {key} needs text input (--text)")

@@ -47,8 +47,9 @@ def _draw_path(pattern: str, index: int, count: int) -> Path:
 
 
 def run_images(model: Florence2, images, tasks, text=None, region=None, beams=None, max_new_tokens=None,
-               out=sys.stdout, as_json=False, draw_to=None) -> list:
+               out=None, as_json=False, draw_to=None) -> list:
     """Python twin of the command: run every task on every image; returns the results."""
+    out = out or sys.stdout
     wants_text = {task: takes_input(model.manifest.tasks, task) for task in tasks}
     if (text or region) and not any(wants_text.values()):
         raise FlorenceEdgeError(f"none of the tasks {', '.join(tasks)} takes text input")

@@ -1,4 +1,4 @@
-"""The bundle's decoding against transformers' generate(), token for token."""
+"""The bundle's decoding and parsing against transformers' generate() and post-processing."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,11 @@ import pytest
 from converters.verify import reference_tokens, sample_images
 from edge.model import Florence2
 
-CASES = [("<CAPTION>", None), ("<OD>", None), ("<REFERRING_EXPRESSION_SEGMENTATION>", "the red circle")]
+REGION = "<loc_100><loc_120><loc_600><loc_700>"
+TEXT = {"<CAPTION_TO_PHRASE_GROUNDING>": "a red circle and a blue square",
+        "<REFERRING_EXPRESSION_SEGMENTATION>": "the red circle", "<OPEN_VOCABULARY_DETECTION>": "circle",
+        "<REGION_TO_SEGMENTATION>": REGION, "<REGION_TO_CATEGORY>": REGION, "<REGION_TO_DESCRIPTION>": REGION,
+        "<REGION_TO_OCR>": REGION}
 
 
 @pytest.fixture(scope="module")
@@ -15,22 +19,35 @@ def fp32_model(fp32_bundle):
 
 
 @pytest.mark.parametrize("beams", [1, 3])
-def test_tokens_equal_generate(fp32_model, tiny_source, beams):
+def test_all_tasks_tokens_and_parsing_equal_transformers(fp32_model, tiny_source, beams):
+    tasks = sorted(fp32_model.manifest.tasks)
+    assert len(tasks) == 15
     for image in sample_images():
         enc = fp32_model.encode(image)
-        for task, text in CASES:
+        for task in tasks:
+            text = TEXT.get(task)
             ref = reference_tokens(tiny_source, image, task, text, max_new_tokens=40, num_beams=beams)
-            ours = fp32_model.run(enc, task, text, num_beams=beams, max_new_tokens=40).token_ids
-            assert ours == ref, (task, beams)
+            res = fp32_model.run(enc, task, text, num_beams=beams, max_new_tokens=40)
+            assert res.token_ids == ref, (task, beams)
+            ref_text = tiny_source.processor.batch_decode([ref], skip_special_tokens=False)[0]
+            assert res.parsed == tiny_source.processor.post_process_generation(ref_text, task=task,
+                                                                                image_size=image.size)
 
 
 def test_stream_pieces_add_up_to_the_text(fp32_model):
     events = list(fp32_model.stream(sample_images()[0], "OD", num_beams=1, max_new_tokens=30))
     result = events[-1].result
     assert result is not None and result.task == "<OD>"
+    assert len(events) > 5  # streamed piece by piece, not at the end
     assert "".join(e.text for e in events[:-1]) == result.text
-    assert sum(len(e.token_ids) for e in events) <= len(result.token_ids)
     assert result.timings.tokens == len(result.token_ids)
+
+
+def test_several_tasks_on_one_encoding_reuse_the_vision_output(fp32_model, monkeypatch):
+    enc = fp32_model.encode(sample_images()[0])
+    monkeypatch.setattr(fp32_model, "_vision", None)  # any second vision run would fail
+    for task in ("<CAPTION>", "<OD>", "<OCR>"):
+        assert fp32_model.run(enc, task, max_new_tokens=8).timings.vision_ms == enc.vision_ms
 
 
 def test_garbage_in_fresh_cache_memory_cannot_leak_into_attention(fp32_bundle, tiny_source):
