@@ -35,7 +35,9 @@ def draw(image: Image.Image, parsed: dict) -> Image.Image:
     for index, (kind, label, coords) in enumerate(s for answer in parsed.values() for s in shapes(answer)):
         colour = _COLOURS[index % len(_COLOURS)]
         if kind == "box":
-            pen.rectangle(coords, outline=colour, width=width)
+            # A model can emit x2 < x1; draw the box it spans rather than fail.
+            x1, y1, x2, y2 = coords
+            pen.rectangle((min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)), outline=colour, width=width)
         else:
             pen.polygon(list(zip(coords[0::2], coords[1::2])), outline=colour, width=width)
         if label:
