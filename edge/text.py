@@ -49,17 +49,23 @@ class TextCodec:
 
 
 class _Streamer:
-    """Turns tokens into text pieces, holding back bytes that don't yet form a character."""
+    """Turns tokens into text pieces, holding back bytes that don't yet form a character.
+
+    Only a short window of recent tokens is decoded per token (the last emitted
+    piece, for context, plus what is new), so streaming stays O(1) per token.
+    """
 
     def __init__(self, codec: TextCodec):
         self.codec = codec
         self.ids: list[int] = []
-        self.emitted = ""
+        self.start = 0  # window start: the tokens of the previous piece
+        self.done = 0  # tokens already emitted
 
     def push(self, token: int) -> str:
         self.ids.append(token)
-        text = self.codec.output_text(self.ids)
-        if text.endswith("\ufffd"):
+        before = self.codec.output_text(self.ids[self.start:self.done])
+        text = self.codec.output_text(self.ids[self.start:])
+        if text.endswith("\ufffd") or len(text) <= len(before):
             return ""
-        piece, self.emitted = text[len(self.emitted):], text
-        return piece
+        self.start, self.done = self.done, len(self.ids)
+        return text[len(before):]
