@@ -90,11 +90,13 @@ def _top(values: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-values, kind="stable")[:k]
 
 
-def beam_search(stepper: Stepper, s: DecodeSettings) -> list[int]:
-    """The best finished hypothesis' new tokens, by generate()'s beam-search rules.
+def beam_search(stepper: Stepper, s: DecodeSettings) -> Iterator[int]:
+    """Yield the best hypothesis' tokens by generate()'s beam-search rules, each as soon as it is certain.
 
     Finished hypotheses are scored sum(log p) / length ** length_penalty; with
-    early_stopping, search ends once `num_beams` hypotheses are finished.
+    early_stopping, search ends once `num_beams` hypotheses are finished. A token is
+    certain once every live beam and every finished hypothesis shares it, since the
+    answer can only come from those.
     """
     k = s.num_beams
     keep = 2 * k  # one EOS token: enough candidates that k can always continue
@@ -103,6 +105,7 @@ def beam_search(stepper: Stepper, s: DecodeSettings) -> list[int]:
     running_scores[0] = 0.0
     finished: list[tuple[float, list[int]]] = []
     improvable = True
+    emitted = 0
     while True:
         cur_len = running.shape[1]
         logits = stepper.step(running[:, -1], cur_len - 1).astype(np.float32)
@@ -125,13 +128,26 @@ def beam_search(stepper: Stepper, s: DecodeSettings) -> list[int]:
         source = cand_beam[alive]
         running = np.concatenate([running[source], cand_token[alive, None]], axis=1)
         running_scores = (cand_scores + hits * _NEG)[alive].astype(np.float32)
+        settled = _common_prefix([row[1:].tolist() for row in running] + [f[1] for f in finished])
+        yield from settled[emitted:]
+        emitted = max(emitted, len(settled))
         if np.all(hits):
             break
         stepper.reorder(source, cur_len)
         improvable = improvable and _can_improve(running_scores, finished, k, running.shape[1], s)
         if not improvable or (len(finished) == k and s.early_stopping):
             break
-    return finished[0][1]
+    yield from finished[0][1][emitted:]
+
+
+def _common_prefix(seqs: list[list[int]]) -> list[int]:
+    prefix = seqs[0]
+    for seq in seqs[1:]:
+        n = 0
+        while n < min(len(prefix), len(seq)) and prefix[n] == seq[n]:
+            n += 1
+        prefix = prefix[:n]
+    return prefix
 
 
 def _best(finished: list, k: int) -> list:

@@ -87,7 +87,7 @@ class Florence2:
         raise AssertionError("stream ended without a result")
 
     def stream(self, image, task: str, text: str | None = None, **options) -> Iterator[TokenEvent]:
-        """Yield text pieces as tokens are decoded (greedy); beam search yields once, at the end."""
+        """Yield text pieces as tokens are decoded; with beams, as soon as every beam agrees on them."""
         enc = image if isinstance(image, Encoded) else self.encode(image)
         key = normalize_task(task)
         prompt = build_prompt(self.manifest.tasks, key, text)
@@ -100,16 +100,13 @@ class Florence2:
 
         start = time.perf_counter()
         tokens: list[int] = []
-        if settings.num_beams == 1:
-            pieces = self.codec.streamer()
-            for token in greedy(session, settings):
-                tokens.append(token)
-                piece = pieces.push(token)
-                if piece:
-                    yield TokenEvent([token], piece)
-        else:
-            tokens = beam_search(session, settings)
-            yield TokenEvent(tokens, self.codec.output_text(tokens))
+        search = greedy if settings.num_beams == 1 else beam_search
+        pieces = self.codec.streamer()
+        for token in search(session, settings):
+            tokens.append(token)
+            piece = pieces.push(token)
+            if piece:
+                yield TokenEvent([token], piece)
         timings.decode_ms = (time.perf_counter() - start) * 1e3
         timings.tokens = len(tokens)
         parsed = self.parse(tokens, key, enc.image_size)

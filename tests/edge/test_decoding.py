@@ -34,8 +34,9 @@ def test_all_tasks_tokens_and_parsing_equal_transformers(fp32_model, tiny_source
                                                                                 image_size=image.size)
 
 
-def test_stream_pieces_add_up_to_the_text(fp32_model):
-    events = list(fp32_model.stream(sample_images()[0], "OD", num_beams=1, max_new_tokens=30))
+@pytest.mark.parametrize("beams", [1, 3])
+def test_stream_pieces_add_up_to_the_text(fp32_model, beams):
+    events = list(fp32_model.stream(sample_images()[0], "OD", num_beams=beams, max_new_tokens=30))
     result = events[-1].result
     assert result is not None and result.task == "<OD>"
     assert len(events) > 5  # streamed piece by piece, not at the end
