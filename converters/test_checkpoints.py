@@ -56,13 +56,14 @@ SIZES = {
 }
 
 
-def build_tokenizer() -> BartTokenizer:
-    """A byte-level BPE tokenizer with BART's specials and Florence-2's added tokens."""
+def build_tokenizer(corpus=_CORPUS, vocab_size: int = 400) -> BartTokenizer:
+    """A byte-level BPE tokenizer learned from `corpus`, with BART's specials and Florence-2's added tokens."""
     from tokenizers import ByteLevelBPETokenizer
 
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(
-        _CORPUS, vocab_size=400, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>", "<unk>"], show_progress=False
+        corpus, vocab_size=vocab_size, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
+        show_progress=False,
     )
     model = json.loads(bpe.to_str())["model"]
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
@@ -78,8 +79,9 @@ def build_tokenizer() -> BartTokenizer:
         return BartTokenizer.from_pretrained(tmp, extra_special_tokens={"image_token": "<image>"})
 
 
-def build_config(size: str, tokenizer: BartTokenizer) -> Florence2Config:
-    s = SIZES[size]
+def build_config(size: str | dict, tokenizer: BartTokenizer) -> Florence2Config:
+    """A Florence-2 config of a named size (or a dict of the same keys) for `tokenizer`."""
+    s = SIZES[size] if isinstance(size, str) else size
     vocab_size = len(tokenizer)
     if s["vocab_pad"]:
         vocab_size = max(vocab_size, s["vocab_pad"])
@@ -116,14 +118,21 @@ def write_test_checkpoint(out_dir: str | Path, size: str = "tiny", seed: int = 0
     torch.manual_seed(seed)
     model = Florence2ForConditionalGeneration(config).eval()
     _quiet_eos(model, config.text_config.eos_token_id)
-    model.generation_config.forced_bos_token_id = config.text_config.bos_token_id
-    model.generation_config.forced_eos_token_id = config.text_config.eos_token_id
-    model.generation_config.num_beams = 3
-    model.generation_config.no_repeat_ngram_size = 3
-    model.generation_config.early_stopping = True
-    model.generation_config.max_new_tokens = 1024
+    set_generation_defaults(model)
+    save_checkpoint(model, tokenizer, SIZES[size]["image_size"], out)
+    return out
+
+
+def set_generation_defaults(model) -> None:
+    """Florence-2's published generation settings."""
+    g, text = model.generation_config, model.config.text_config
+    g.forced_bos_token_id, g.forced_eos_token_id = text.bos_token_id, text.eos_token_id
+    g.num_beams, g.no_repeat_ngram_size, g.early_stopping, g.max_new_tokens = 3, 3, True, 1024
+
+
+def save_checkpoint(model, tokenizer, image_size: int, out: Path) -> None:
+    """Save model and a Florence2Processor beside it, as a native checkpoint directory."""
     model.save_pretrained(out)
-    image_size = SIZES[size]["image_size"]
     image_processor = CLIPImageProcessorPil(
         size={"height": image_size, "width": image_size}, do_center_crop=False, do_resize=True, resample=3,
         do_rescale=True, rescale_factor=1 / 255, do_normalize=True, image_mean=[0.485, 0.456, 0.406],
@@ -134,7 +143,6 @@ def write_test_checkpoint(out_dir: str | Path, size: str = "tiny", seed: int = 0
         image_processor=image_processor, tokenizer=tokenizer, post_processor_config=post_processor_config()
     )
     processor.save_pretrained(out)
-    return out
 
 
 def _quiet_eos(model, eos_id: int) -> None:

@@ -1,0 +1,171 @@
+"""Synthetic scenes with ground truth for every Florence-2 output type.
+
+The demo model is trained on these and `florence-edge eval` measures bundles on
+held-out ones, so the generator lives on the device side (numpy and Pillow only).
+A scene is fully determined by its seed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+SHAPES = ("circle", "square", "triangle")
+COLOURS = {"red": (215, 40, 40), "green": (40, 165, 60), "blue": (40, 80, 215), "yellow": (235, 200, 30)}
+WORDS = ("CAT", "DOG", "SUN", "MAP", "BOX", "TOP", "ZOO", "FOX", "HAT", "JAM", "KEY", "OWL")
+BINS = 1000
+CIRCLE_POINTS = 12
+
+
+@dataclass
+class Shape:
+    shape: str
+    colour: str
+    box: tuple[float, float, float, float]  # pixels x1, y1, x2, y2
+    polygon: list[float]  # pixels x, y, x, y, ... (the outline)
+
+    @property
+    def name(self) -> str:
+        return f"{self.colour} {self.shape}"
+
+
+@dataclass
+class Word:
+    text: str
+    box: tuple[float, float, float, float]
+
+
+@dataclass
+class Scene:
+    image: Image.Image | None
+    size: tuple[int, int]  # (width, height) of the image, kept when the pixels are dropped
+    shapes: list[Shape] = field(default_factory=list)
+    words: list[Word] = field(default_factory=list)
+
+
+def _outline(shape: str, box) -> list[float]:
+    x1, y1, x2, y2 = box
+    cx, cy, rx, ry = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2, (y2 - y1) / 2
+    if shape == "square":
+        pts = [(x1, y1), (x2, y1), (x2, y2), (x1, y2)]
+    elif shape == "triangle":
+        pts = [(cx, y1), (x2, y2), (x1, y2)]
+    else:
+        angles = [2 * math.pi * i / CIRCLE_POINTS for i in range(CIRCLE_POINTS)]
+        pts = [(cx + rx * math.sin(a), cy - ry * math.cos(a)) for a in angles]
+    return [float(v) for p in pts for v in p]
+
+
+def _background(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
+    width, height = size
+    base = rng.integers(170, 256, 3)
+    kind = rng.integers(3)
+    if kind == 0:
+        arr = np.broadcast_to(base, (height, width, 3)).astype(np.float32)
+    elif kind == 1:  # gradient
+        other = rng.integers(170, 256, 3)
+        t = np.linspace(0, 1, width, dtype=np.float32)[None, :, None]
+        arr = np.broadcast_to(base * (1 - t) + other * t, (height, width, 3))
+    else:  # noise texture
+        arr = base + rng.normal(0, 12, (height, width, 3))
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+def _overlaps(box, boxes, limit: float) -> bool:
+    return any(iou(box, other) > limit for other in boxes)
+
+
+def make_scene(seed: int) -> Scene:
+    """One scene: 1-3 shapes (distinct colour and shape pairs) and 0-2 words, 1-5 objects in all."""
+    rng = np.random.default_rng(seed)
+    size = (int(rng.integers(224, 321)), int(rng.integers(224, 321)))
+    scene = Scene(_background(rng, size), size)
+    pen = ImageDraw.Draw(scene.image)
+    placed: list = []
+    pairs = [(s, c) for s in SHAPES for c in COLOURS]
+    for index in rng.permutation(len(pairs))[: int(rng.integers(1, 4))]:
+        shape, colour = pairs[index]
+        for _ in range(50):
+            side = float(rng.integers(48, 110))
+            x1 = float(rng.integers(4, size[0] - side - 4))
+            y1 = float(rng.integers(4, size[1] - side - 4))
+            box = (x1, y1, x1 + side, y1 + side)
+            if not _overlaps(box, placed, 0.1):
+                break
+        else:
+            continue
+        polygon = _outline(shape, box)
+        if shape == "circle":
+            pen.ellipse(box, fill=COLOURS[colour])
+        else:
+            pen.polygon(list(zip(polygon[0::2], polygon[1::2])), fill=COLOURS[colour])
+        placed.append(box)
+        scene.shapes.append(Shape(shape, colour, box, polygon))
+    font = ImageFont.load_default(size=int(rng.integers(26, 36)))
+    for text in rng.choice(WORDS, size=int(rng.integers(0, 3)), replace=False):
+        for _ in range(50):
+            x, y = float(rng.integers(4, size[0] - 90)), float(rng.integers(4, size[1] - 40))
+            box = pen.textbbox((x, y), str(text), font=font)
+            if not _overlaps(box, placed, 0.0):
+                pen.text((x, y), str(text), fill=(20, 20, 20), font=font)
+                placed.append(box)
+                scene.words.append(Word(str(text), tuple(float(v) for v in box)))
+                break
+    scene.shapes.sort(key=lambda s: (s.box[0], s.box[1]))
+    scene.words.sort(key=lambda w: (w.box[1] // 20, w.box[0]))
+    return scene
+
+
+# ---- targets in Florence-2's own format ----
+
+def quantize(values, size: tuple[int, int]) -> list[int]:
+    """Pixels x, y, x, y ... -> bins, as Florence-2's processor quantizes."""
+    out = []
+    for i, v in enumerate(values):
+        extent = size[i % 2]
+        out.append(min(max(int(math.floor(v / (extent / BINS))), 0), BINS - 1))
+    return out
+
+
+def locs(values, size) -> str:
+    return "".join(f"<loc_{b}>" for b in quantize(values, size))
+
+
+def caption(scene: Scene) -> str:
+    names = [f"a {s.name}" for s in scene.shapes]
+    if len(names) == 1:
+        return names[0]
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _quad(box) -> list[float]:
+    x1, y1, x2, y2 = box
+    return [x1, y1, x2, y1, x2, y2, x1, y2]
+
+
+def training_examples(scene: Scene, rng: np.random.Generator) -> list[tuple[str, str | None, str]]:
+    """(task, text input, target text) for every task this scene supports."""
+    size = scene.size
+    out = [
+        ("<CAPTION>", None, caption(scene)),
+        ("<OD>", None, "".join(s.shape + locs(s.box, size) for s in scene.shapes)),
+        ("<CAPTION_TO_PHRASE_GROUNDING>", caption(scene),
+         "".join(f"a {s.name}" + locs(s.box, size) for s in scene.shapes)),
+        ("<OCR>", None, " ".join(w.text for w in scene.words)),
+        ("<OCR_WITH_REGION>", None, "".join(w.text + locs(_quad(w.box), size) for w in scene.words)),
+    ]
+    target = scene.shapes[int(rng.integers(len(scene.shapes)))]
+    out.append(("<REFERRING_EXPRESSION_SEGMENTATION>", f"the {target.name}", locs(target.polygon, size)))
+    out.append(("<REGION_TO_CATEGORY>", locs(target.box, size), target.name))
+    return out
+
+
+def iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
