@@ -49,6 +49,14 @@ class Dims:
         )
 
 
+    @classmethod
+    def from_manifest(cls, model: dict, image: dict) -> Dims:
+        """The dims a bundle was converted with, from its manifest's `model` and `image` sections."""
+        names = ("image_tokens", "d_model", "encoder_layers", "decoder_layers", "heads", "head_dim", "vocab_size",
+                 "max_positions", "prompt_len")
+        return cls(image_size=image["height"], **{n: model[n] for n in names})
+
+
 class VisionGraph(nn.Module):
     """pixel_values [1,3,H,W] -> image_features [1, image_tokens, d_model]."""
 
@@ -92,7 +100,35 @@ def _heads(x, d: Dims):
     return x.view(x.shape[0], x.shape[1], d.heads, d.head_dim).transpose(1, 2)
 
 
-class DecoderStepGraph(nn.Module):
+class DecoderLayers(nn.Module):
+    """The checkpoint's decoder modules, shared by every decoder-step wrapper."""
+
+    def __init__(self, model, dims: Dims):
+        super().__init__()
+        decoder = model.model.language_model.decoder
+        self.embed = decoder.embed_tokens
+        self.positions = decoder.embed_positions
+        self.layernorm_embedding = decoder.layernorm_embedding
+        self.layers = decoder.layers
+        self.lm_head = model.lm_head
+        self.dims = dims
+
+    def position_embedding(self, position):
+        return torch.index_select(self.positions.weight, 0, position + self.positions.offset)
+
+    def cross_attend(self, layer, hidden, k, v, bias):
+        """Cross-attention sub-layer (query per hypothesis, K/V shared) with its residual and norm."""
+        d, attn = self.dims, layer.encoder_attn
+        q = _heads(attn.q_proj(hidden) * attn.scaling, d)
+        ctx = torch.matmul(torch.softmax(torch.matmul(q, k.transpose(2, 3)) + bias, dim=-1), v)
+        return layer.encoder_attn_layer_norm(hidden + attn.out_proj(_merge(ctx, d)))
+
+    @staticmethod
+    def feed_forward(layer, hidden):
+        return layer.final_layer_norm(hidden + layer.fc2(layer.activation_fn(layer.fc1(hidden))))
+
+
+class DecoderStepGraph(DecoderLayers):
     """One decoder step for `batch` hypotheses over a self-attention cache of `cache` entries.
 
     Inputs: token_ids [B,1], position [1] (index of this token; cache entries at
@@ -105,21 +141,12 @@ class DecoderStepGraph(nn.Module):
     """
 
     def __init__(self, model, dims: Dims, cache: int):
-        super().__init__()
-        decoder = model.model.language_model.decoder
-        self.embed = decoder.embed_tokens
-        self.positions = decoder.embed_positions
-        self.layernorm_embedding = decoder.layernorm_embedding
-        self.layers = decoder.layers
-        self.lm_head = model.lm_head
-        self.dims = dims
+        super().__init__(model, dims)
         self.cache = cache
 
     def forward(self, token_ids, position, cross_bias, **kv):
         d = self.dims
-        offset = self.positions.offset
-        pos_embed = torch.index_select(self.positions.weight, 0, position + offset)
-        hidden = self.layernorm_embedding(self.embed(token_ids) + pos_embed)
+        hidden = self.layernorm_embedding(self.embed(token_ids) + self.position_embedding(position))
         keep = torch.arange(self.cache, dtype=position.dtype) < position
         self_bias = torch.where(keep, 0.0, MASKED).view(1, 1, 1, self.cache)
         cross_bias = cross_bias.view(1, 1, 1, -1)
@@ -131,15 +158,8 @@ class DecoderStepGraph(nn.Module):
             v_new = _heads(attn.v_proj(hidden), d)
             ctx = _attend_with_cache(q, kv[f"self_k_{i}"], kv[f"self_v_{i}"], self_bias, k_new, v_new)
             hidden = layer.self_attn_layer_norm(hidden + attn.out_proj(_merge(ctx, d)))
-
-            cross = layer.encoder_attn
-            q = _heads(cross.q_proj(hidden) * cross.scaling, d)
-            scores = torch.matmul(q, kv[f"cross_k_{i}"].transpose(2, 3)) + cross_bias
-            ctx = torch.matmul(torch.softmax(scores, dim=-1), kv[f"cross_v_{i}"])
-            hidden = layer.encoder_attn_layer_norm(hidden + cross.out_proj(_merge(ctx, d)))
-
-            ffn = layer.fc2(layer.activation_fn(layer.fc1(hidden)))
-            hidden = layer.final_layer_norm(hidden + ffn)
+            hidden = self.cross_attend(layer, hidden, kv[f"cross_k_{i}"], kv[f"cross_v_{i}"], cross_bias)
+            hidden = self.feed_forward(layer, hidden)
             out[f"new_k_{i}"] = k_new
             out[f"new_v_{i}"] = v_new
         return {"logits": self.lm_head(hidden)[:, 0, :], **out}

@@ -70,13 +70,8 @@ def _concat(outputs: dict, names) -> np.ndarray:
 
 def graph_errors(source: Source, bundle: mf.Manifest, image: Image.Image) -> dict:
     """Each graph run on the same real inputs in PyTorch and LiteRT."""
-    model, m = source.model, bundle.model
-    dims = graphs.Dims(
-        image_size=bundle.image["height"], image_tokens=m["image_tokens"], d_model=m["d_model"],
-        encoder_layers=m["encoder_layers"], decoder_layers=m["decoder_layers"], heads=m["heads"],
-        head_dim=m["head_dim"], vocab_size=m["vocab_size"], max_positions=m["max_positions"],
-        prompt_len=m["prompt_len"],
-    )
+    model = source.model
+    dims = graphs.Dims.from_manifest(bundle.model, bundle.image)
     im = bundle.image
     pixels = pixel_values(image, (im["height"], im["width"]), im["mean"], im["std"], im["resample"],
                           im["rescale_factor"])

@@ -15,6 +15,7 @@ COMMANDS = {
     "verify": ("converters.verify", "compare a bundle with its PyTorch checkpoint"),
     "check": ("edge.check", "verify every file checksum of a bundle"),
     "run": ("edge.run", "run Florence-2 tasks on images"),
+    "bench": ("edge.bench", "measure on-device latency of a bundle"),
     "eval": ("edge.eval", "measure a bundle of the demo model on held-out synthetic scenes"),
 }
 # Packages only the `convert` extra installs.

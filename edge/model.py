@@ -90,12 +90,11 @@ class Florence2:
         """Yield text pieces as tokens are decoded; with beams, as soon as every beam agrees on them."""
         enc = image if isinstance(image, Encoded) else self.encode(image)
         key = normalize_task(task)
-        prompt = build_prompt(self.manifest.tasks, key, text)
         settings = self.settings(**options)
         timings = Timings(vision_ms=enc.vision_ms)
 
         start = time.perf_counter()
-        session = self._prepare(enc.features, prompt, settings)
+        session = self.encode_prompt(enc, key, text, settings)
         timings.encoder_ms = (time.perf_counter() - start) * 1e3
 
         start = time.perf_counter()
@@ -134,10 +133,11 @@ class Florence2:
             raise FlorenceEdgeError("num_beams must be at least 1")
         return settings
 
-    def _prepare(self, features: np.ndarray, prompt: str, settings: DecodeSettings) -> DecoderSession:
-        """Run the text encoder once for this prompt and hand its K/V to a decoder session."""
+    def encode_prompt(self, enc: Encoded, task: str, text: str | None, settings: DecodeSettings) -> DecoderSession:
+        """Run the text encoder once for a task's prompt; return a decoder session holding its K/V."""
+        prompt = build_prompt(self.manifest.tasks, task, text)
         ids, mask = self.codec.prompt_ids(prompt, self.manifest.model["prompt_len"])
-        cross = self._encoder(image_features=features, prompt_ids=ids, prompt_mask=mask)
+        cross = self._encoder(image_features=enc.features, prompt_ids=ids, prompt_mask=mask)
         session = self._decoder(settings.num_beams, settings.max_new_tokens)
         session.start(cross, mask)
         return session

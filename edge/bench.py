@@ -1,0 +1,201 @@
+"""`florence-edge bench`: on-device latency, in the spirit of llama-bench and benchmark_model.
+
+Fixed token counts (`--new-tokens`, EOS ignored) make runs comparable across boards.
+Progress goes to stderr, the table to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.decoding import process_scores
+from edge.errors import FlorenceEdgeError
+from edge.model import Florence2
+from edge.prompts import normalize_task, takes_input
+from edge.runtime import runtime_name
+
+# A neutral input for tasks that need text: a phrase for grounding, a region for REGION_TO_*.
+_TEXT = "a red circle"
+_REGION = "<loc_100><loc_100><loc_600><loc_600>"
+
+
+@dataclass
+class Row:
+    task: str
+    threads: int
+    new_tokens: int
+    load_ms: float
+    vision_ms: float
+    vision_sd: float
+    encoder_ms: float
+    encoder_sd: float
+    first_token_ms: float
+    decode_ms_per_token: float
+    decode_sd: float
+    tokens_per_s: float
+    end_to_end_ms: float
+    peak_rss_mb: float
+    bundle_mb: float
+    quantization: str
+    cpu: str
+    os: str
+    runtime: str
+    commit: str
+
+
+def _stats(values) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def _timed(fn, *args):
+    start = time.perf_counter()
+    out = fn(*args)
+    return out, (time.perf_counter() - start) * 1e3
+
+
+def decode_fixed(model: Florence2, enc, task: str, new_tokens: int) -> tuple[float, float, list[float]]:
+    """Text encoder ms, first-step ms and per-step ms for exactly `new_tokens` greedy steps (EOS ignored)."""
+    key = normalize_task(task)
+    text = (_REGION if key.startswith("<REGION_TO") else _TEXT) if takes_input(model.manifest.tasks, key) else None
+    settings = model.settings(num_beams=1, max_new_tokens=new_tokens)
+    session, encoder_ms = _timed(model.encode_prompt, enc, key, text, settings)
+    seq = np.array([[settings.decoder_start_id]], dtype=np.int64)
+    steps = []
+    for position in range(new_tokens):
+        # A step is what a user waits for: the graph plus the host's logits processing.
+        start = time.perf_counter()
+        scores = process_scores(np.array(session.step(seq[:, -1], position), dtype=np.float32), seq, settings)
+        scores[:, settings.eos_id] = -np.inf  # fixed length: never stop early
+        seq = np.concatenate([seq, [[int(np.argmax(scores[0]))]]], axis=1)
+        steps.append((time.perf_counter() - start) * 1e3)
+    return encoder_ms, steps[0], steps[1:]
+
+
+def bench(bundle, tasks=("<CAPTION>",), threads=(4,), reps: int = 5, warmup: int = 1, new_tokens: int = 32,
+          image=None, progress=None) -> list[Row]:
+    """Python twin of the command: one Row per (threads, task)."""
+    from edge.scenes import make_scene
+
+    image = image if image is not None else make_scene(1_000_000).image
+    rows = []
+    bundle_mb = sum(f.stat().st_size for f in Path(bundle).iterdir() if f.is_file()) / 1e6
+    for n_threads in threads:
+        model, load_ms = _timed(Florence2, bundle, n_threads)
+        for task in tasks:
+            vision, encoder, first, steps = [], [], [], []
+            for rep in range(warmup + reps):
+                if progress:
+                    progress(f"threads {n_threads} {task}: run {rep + 1}/{warmup + reps}")
+                enc, v_ms = _timed(model.encode, image)
+                e_ms, f_ms, s_ms = decode_fixed(model, enc, task, new_tokens)
+                if rep >= warmup:
+                    vision.append(v_ms)
+                    encoder.append(e_ms)
+                    first.append(f_ms)
+                    steps += s_ms
+            v, v_sd = _stats(vision)
+            e, e_sd = _stats(encoder)
+            d, d_sd = _stats(steps)
+            ttft = v + e + statistics.fmean(first)
+            rows.append(Row(
+                task=normalize_task(task), threads=n_threads, new_tokens=new_tokens, load_ms=load_ms,
+                vision_ms=v, vision_sd=v_sd, encoder_ms=e, encoder_sd=e_sd, first_token_ms=ttft,
+                decode_ms_per_token=d, decode_sd=d_sd, tokens_per_s=1e3 / d if d else float("inf"),
+                end_to_end_ms=ttft + d * (new_tokens - 1),
+                peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, bundle_mb=bundle_mb,
+                quantization=model.manifest.quantization, cpu=cpu_name(),
+                os=f"{platform.system()} {platform.release()}", runtime=runtime_version(), commit=commit(),
+            ))
+    return rows
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware", "cpu model")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def runtime_version() -> str:
+    from importlib import metadata
+
+    name = runtime_name()
+    try:
+        return f"{name} {metadata.version(name)}"
+    except metadata.PackageNotFoundError:
+        return name
+
+
+def commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+_COLUMNS = [("task", "task", "{}"), ("threads", "thr", "{}"), ("load_ms", "load ms", "{:.0f}"),
+            ("vision_ms", "vision ms", "{:.1f}"), ("encoder_ms", "encoder ms", "{:.1f}"),
+            ("first_token_ms", "TTFT ms", "{:.1f}"), ("decode_ms_per_token", "decode ms/tok", "{:.2f}"),
+            ("tokens_per_s", "tok/s", "{:.1f}"), ("end_to_end_ms", "e2e ms", "{:.0f}"),
+            ("peak_rss_mb", "peak RSS MB", "{:.0f}")]
+
+
+def format_rows(rows: list[Row], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps([asdict(r) for r in rows], indent=2)
+    if fmt == "csv":
+        fields = list(asdict(rows[0]))
+        return "\n".join([",".join(fields)] + [",".join(str(getattr(r, f)) for f in fields) for r in rows])
+    head = "| " + " | ".join(label for _, label, _ in _COLUMNS) + " |"
+    lines = [head, "|" + "---|" * len(_COLUMNS)]
+    for r in rows:
+        cells = []
+        for key, _, pattern in _COLUMNS:
+            cell = pattern.format(getattr(r, key))
+            sd = {"vision_ms": r.vision_sd, "encoder_ms": r.encoder_sd, "decode_ms_per_token": r.decode_sd}.get(key)
+            cells.append(f"{cell} ± {sd:.2f}" if sd is not None else cell)
+        lines.append("| " + " | ".join(cells) + " |")
+    r = rows[0]
+    lines.append(f"\nbundle {r.bundle_mb:.1f} MB ({r.quantization}), {r.new_tokens} new tokens per run; "
+                 f"{r.cpu}; {r.os}; {r.runtime}; commit {r.commit}")
+    return "\n".join(lines)
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-m", "--model", required=True, help="bundle directory")
+    parser.add_argument("-t", "--task", action="append", help="task (repeatable; default CAPTION)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[4], help="thread counts to compare")
+    parser.add_argument("-r", "--reps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--new-tokens", type=int, default=32, help="decoder steps per run (EOS ignored)")
+    parser.add_argument("-i", "--image", help="image to encode (default: a synthetic scene)")
+    parser.add_argument("-o", "--output", choices=("md", "json", "csv"), default="md")
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        if args.reps < 1 or args.new_tokens < 1 or args.warmup < 0:
+            raise FlorenceEdgeError("--reps and --new-tokens must be at least 1, --warmup at least 0")
+        rows = bench(args.model, args.task or ["<CAPTION>"], args.threads, args.reps, args.warmup, args.new_tokens,
+                     args.image, progress=lambda msg: print(f"[florence-edge] bench {msg}", file=sys.stderr))
+    except FlorenceEdgeError as exc:
+        print(f"florence-edge bench: {exc}", file=sys.stderr)
+        return 2
+    print(format_rows(rows, args.output))
+    return 0
