@@ -15,7 +15,7 @@ demo: install
 	florence-edge run -m $(BUILD)/demo-bundle -i samples/shapes-1.png -t CAPTION -t OD -t OCR_WITH_REGION \
 		--draw $(BUILD)/demo-shapes.jpg
 	florence-edge run -m $(BUILD)/demo-bundle -i samples/shapes-1.png -t REFERRING_EXPRESSION_SEGMENTATION \
-		--text "the green triangle" --draw $(BUILD)/demo-segmentation.jpg
+		--text "the red square" --draw $(BUILD)/demo-segmentation.jpg
 
 # Retrain the demo model from its seed (about 45 minutes on 2 cores).
 train-demo: install

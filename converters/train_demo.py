@@ -25,10 +25,10 @@ from converters.test_checkpoints import build_config, build_tokenizer, save_chec
 from edge.scenes import COLOURS, SHAPES, WORDS, caption, make_scene, training_examples
 
 # Small enough to train in well under 45 minutes on 2 cores, same architecture as base.
-# The vision tower dominates a step: 224 px costs 0.6x of 256 px and still renders words legibly.
+# The vision tower dominates a step: 192 px costs half of 256 px and still renders words legibly.
 DEMO_SIZE = dict(
-    image_size=224, vision_dims=(32, 64, 128, 192), vision_heads=(1, 2, 4, 6), vision_depths=(1, 1, 2, 1),
-    window_size=7, d_model=192, layers=3, heads=4, ffn=512, vocab_pad=None,
+    image_size=192, vision_dims=(32, 64, 128, 192), vision_heads=(1, 2, 4, 6), vision_depths=(1, 1, 2, 1),
+    window_size=6, d_model=192, layers=3, heads=4, ffn=512, vocab_pad=None,
 )
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -96,8 +96,10 @@ def train(out: Path, steps: int, batch: int, scenes: int, seed: int, lr: float) 
     images, truth = render_dataset(range(scenes), DEMO_SIZE["image_size"])
     n_image = processor.num_image_tokens
 
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    warmup = min(300, steps // 10)
+    # BART's post-layer-norm stack trained from scratch stalls at 1e-3 (the decoder learns the
+    # output format and ignores the image); 5e-4 with transformer betas trains.
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
+    warmup = min(200, steps // 10)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + np.cos(np.pi * min(1.0, s / steps))))
     model.train()
@@ -138,11 +140,11 @@ def train(out: Path, steps: int, batch: int, scenes: int, seed: int, lr: float) 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="train the demo Florence-2 on synthetic scenes")
     parser.add_argument("-o", "--output", required=True)
-    parser.add_argument("--steps", type=int, default=2400)
+    parser.add_argument("--steps", type=int, default=2800)
     parser.add_argument("--batch", type=int, default=16, help="images per step (each trains every task)")
     parser.add_argument("--scenes", type=int, default=20000, help="training scenes (seeds 0..N-1)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -1,7 +1,8 @@
 """The decoder's self-attention cache, kept inside the graph's own input buffers.
 
 Each step writes only the new K/V slice at its position; the cache is never copied
-whole except when beam search reorders hypotheses (and then only the filled part).
+whole except when beam search reorders hypotheses (and then only the filled part)
+or when a sequence outgrows its cache bucket (once per bucket it passes).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ class DecoderSession:
 
     def __init__(self, signature: Signature, layers: int, image_tokens: int):
         self.sig = signature
+        self.size = signature.inputs["self_k_0"].shape[2]
         self.image_tokens = image_tokens
         names = [f"self_{kind}_{i}" for i in range(layers) for kind in ("k", "v")]
         self._cache = [signature.inputs[n] for n in names]
@@ -39,6 +41,14 @@ class DecoderSession:
         bias[:, : self.image_tokens] = 0.0
         bias[:, self.image_tokens:] = np.where(prompt_mask > 0, 0.0, MASKED)
 
+    def take_over(self, other: DecoderSession, length: int) -> None:
+        """Continue `other`'s sequence: its prompt K/V and its first `length` cache entries."""
+        for name, view in self.sig.inputs.items():
+            if name.startswith("cross_"):
+                view[...] = other.sig.inputs[name]
+        for mine, theirs in zip(self._cache, other._cache):
+            mine[:, :, :length] = theirs[:, :, :length]
+
     def step(self, tokens: np.ndarray, position: int) -> np.ndarray:
         self._tokens[:, 0] = tokens
         self._position[0] = position
@@ -52,3 +62,32 @@ class DecoderSession:
             return
         for cache in self._cache:
             cache[:, :, :length] = cache[source, :, :length]
+
+
+class GrowingDecoder:
+    """A `decoding.Stepper` over one batch size's cache buckets, smallest first.
+
+    A step costs what its cache size costs, not its position, so a sequence starts
+    in the smallest bucket and moves to the next only when it fills it: short
+    outputs never pay for the 1024-entry cache that `max_new_tokens` may allow.
+    """
+
+    def __init__(self, sessions: list):
+        self.sessions = sessions  # callables returning DecoderSession, by increasing cache size
+        self.current = None
+        self.index = 0
+
+    def start(self, cross: dict[str, np.ndarray], prompt_mask: np.ndarray) -> None:
+        self.index = 0
+        self.current = self.sessions[0]()
+        self.current.start(cross, prompt_mask)
+
+    def step(self, tokens: np.ndarray, position: int) -> np.ndarray:
+        while position >= self.current.size:
+            bigger = self.sessions[self.index + 1]()
+            bigger.take_over(self.current, position)
+            self.current, self.index = bigger, self.index + 1
+        return self.current.step(tokens, position)
+
+    def reorder(self, source: np.ndarray, length: int) -> None:
+        self.current.reorder(source, length)

@@ -11,7 +11,7 @@ import numpy as np
 from edge import manifest as mf
 from edge.decoding import DecodeSettings, beam_search, greedy
 from edge.errors import FlorenceEdgeError
-from edge.kv_cache import DecoderSession
+from edge.kv_cache import DecoderSession, GrowingDecoder
 from edge.postprocess import parse
 from edge.preprocess import load_image, pixel_values
 from edge.prompts import build_prompt, normalize_task
@@ -133,7 +133,7 @@ class Florence2:
             raise FlorenceEdgeError("num_beams must be at least 1")
         return settings
 
-    def encode_prompt(self, enc: Encoded, task: str, text: str | None, settings: DecodeSettings) -> DecoderSession:
+    def encode_prompt(self, enc: Encoded, task: str, text: str | None, settings: DecodeSettings) -> GrowingDecoder:
         """Run the text encoder once for a task's prompt; return a decoder session holding its K/V."""
         prompt = build_prompt(self.manifest.tasks, task, text)
         ids, mask = self.codec.prompt_ids(prompt, self.manifest.model["prompt_len"])
@@ -142,21 +142,26 @@ class Florence2:
         session.start(cross, mask)
         return session
 
-    def _decoder(self, batch: int, max_new_tokens: int) -> DecoderSession:
+    def _decoder(self, batch: int, max_new_tokens: int) -> GrowingDecoder:
+        """The buckets of this batch size up to the smallest that fits max_new_tokens."""
         buckets = self.manifest.decoder_buckets()
-        fits = [(b, s) for b, s in buckets if b == batch and s >= max_new_tokens]
-        if not fits:
+        sizes = [s for b, s in buckets if b == batch]
+        if not sizes:
             batches = sorted({b for b, _ in buckets})
-            if batch not in batches:
-                raise FlorenceEdgeError(
-                    f"num_beams={batch} is not in this bundle (decoder batches: {batches}); "
-                    "convert with --beams to add it"
-                )
-            largest = max(s for b, s in buckets if b == batch)
-            raise FlorenceEdgeError(f"max_new_tokens={max_new_tokens} exceeds this bundle's largest cache ({largest})")
-        bucket = fits[0]
-        if bucket not in self._decoders:
-            sig = Signature(self._interpreters[mf.DECODER], mf.decode_signature_name(*bucket))
-            self._decoders[bucket] = DecoderSession(sig, self.manifest.model["decoder_layers"],
-                                                    self.manifest.model["image_tokens"])
-        return self._decoders[bucket]
+            raise FlorenceEdgeError(
+                f"num_beams={batch} is not in this bundle (decoder batches: {batches}); convert with --beams to add it"
+            )
+        if max_new_tokens > sizes[-1]:
+            raise FlorenceEdgeError(
+                f"max_new_tokens={max_new_tokens} exceeds this bundle's largest cache ({sizes[-1]})"
+            )
+        needed = sizes[: next(i for i, s in enumerate(sizes) if s >= max_new_tokens) + 1]
+        return GrowingDecoder([lambda s=s: self._session(batch, s) for s in needed])
+
+    def _session(self, batch: int, cache: int) -> DecoderSession:
+        """The decoder signature of one bucket, allocated on first use and kept."""
+        if (batch, cache) not in self._decoders:
+            sig = Signature(self._interpreters[mf.DECODER], mf.decode_signature_name(batch, cache))
+            self._decoders[(batch, cache)] = DecoderSession(sig, self.manifest.model["decoder_layers"],
+                                                            self.manifest.model["image_tokens"])
+        return self._decoders[(batch, cache)]

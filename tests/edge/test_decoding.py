@@ -57,12 +57,26 @@ def test_garbage_in_fresh_cache_memory_cannot_leak_into_attention(fp32_bundle, t
     from edge.runtime import Signature
 
     model = Florence2(fp32_bundle[0], num_threads=1)
-    sig = Signature(model._interpreters[mf.DECODER], mf.decode_signature_name(1, 64))
-    for name, view in sig.inputs.items():
-        if name.startswith("self_"):
-            view[...] = np.nan if name.startswith("self_v") else 1e30  # what reused heap memory can hold
-    model._decoders[(1, 64)] = DecoderSession(sig, model.manifest.model["decoder_layers"],
-                                              model.manifest.model["image_tokens"])
+    for cache in (16, 64):
+        sig = Signature(model._interpreters[mf.DECODER], mf.decode_signature_name(1, cache))
+        for name, view in sig.inputs.items():
+            if name.startswith("self_"):
+                view[...] = np.nan if name.startswith("self_v") else 1e30  # what reused heap memory can hold
+        model._decoders[(1, cache)] = DecoderSession(sig, model.manifest.model["decoder_layers"],
+                                                     model.manifest.model["image_tokens"])
     image = sample_images()[1]
     ref = reference_tokens(tiny_source, image, "<OD>", None, max_new_tokens=30)
     assert model.run(image, "<OD>", num_beams=1, max_new_tokens=30).token_ids == ref
+
+
+def test_short_outputs_stay_in_the_smallest_cache(fp32_model, tiny_source):
+    image = sample_images()[0]
+    stepper = fp32_model.encode_prompt(fp32_model.encode(image), "<OD>", None,
+                                       fp32_model.settings(num_beams=1, max_new_tokens=64))
+    assert [s().size for s in stepper.sessions] == [16, 64]
+    from edge.decoding import greedy
+
+    settings = fp32_model.settings(num_beams=1, max_new_tokens=10)
+    stepper = fp32_model.encode_prompt(fp32_model.encode(image), "<OD>", None, fp32_model.settings(max_new_tokens=64))
+    tokens = list(greedy(stepper, settings))
+    assert stepper.current.size == 16 and len(tokens) == 10
