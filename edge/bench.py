@@ -113,11 +113,22 @@ def bench(bundle, tasks=("<CAPTION>",), threads=(4,), reps: int = 5, warmup: int
                 vision_ms=v, vision_sd=v_sd, encoder_ms=e, encoder_sd=e_sd, first_token_ms=ttft,
                 decode_ms_per_token=d, decode_sd=d_sd, tokens_per_s=1e3 / d if d else float("inf"),
                 end_to_end_ms=ttft + d * (new_tokens - 1),
-                peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, bundle_mb=bundle_mb,
+                peak_rss_mb=peak_rss_mb(), bundle_mb=bundle_mb,
                 quantization=model.manifest.quantization, cpu=cpu_name(),
                 os=f"{platform.system()} {platform.release()}", runtime=runtime_version(), commit=commit(),
             ))
     return rows
+
+
+def peak_rss_mb() -> float:
+    """This process' peak resident memory: VmHWM where Linux has it (ru_maxrss survives exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def cpu_name() -> str:
