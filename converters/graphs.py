@@ -15,8 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-# Additive mask value for padded positions; exp() of it is exactly 0 in fp32.
-MASKED = -1e9
+from edge.kv_cache import MASKED
 
 
 @dataclass(frozen=True)

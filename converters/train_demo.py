@@ -33,9 +33,10 @@ DEMO_SIZE = dict(
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
-def scene_corpus(prompts: list[str]) -> list[str]:
+def scene_corpus() -> list[str]:
+    """What the demo tokenizer learns its merges from: the scenes' words (prompts are not in it)."""
     words = [f"a {c} {s}" for c in COLOURS for s in SHAPES] + list(WORDS) + ["the", "and", ","]
-    return (prompts + words + [caption(make_scene(seed)) for seed in range(200)]) * 3
+    return (words + [caption(make_scene(seed)) for seed in range(200)]) * 3
 
 
 def render_dataset(seeds, image_size: int) -> tuple[np.ndarray, list]:
@@ -59,10 +60,8 @@ def _normalize(batch: np.ndarray) -> torch.Tensor:
 class Batcher:
     """Prompt and label ids for (image, task) pairs, with the processor's prompt format."""
 
-    def __init__(self, processor, sizes):
-        self.proc = processor
+    def __init__(self, processor):
         self.tok = processor.tokenizer
-        self.sizes = sizes
         self.prompts = {**processor.task_prompts_without_inputs, **processor.task_prompts_with_input}
 
     def encode(self, examples) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -80,9 +79,7 @@ class Batcher:
 def train(out: Path, steps: int, batch: int, scenes: int, seed: int, lr: float) -> None:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    from transformers import Florence2Processor  # noqa: F401  (registers the processor class)
-
-    tokenizer = build_tokenizer(scene_corpus([]), vocab_size=320)
+    tokenizer = build_tokenizer(scene_corpus(), vocab_size=320)
     config = build_config(DEMO_SIZE, tokenizer)
     model = Florence2ForConditionalGeneration(config)
     set_generation_defaults(model)
@@ -92,7 +89,7 @@ def train(out: Path, steps: int, batch: int, scenes: int, seed: int, lr: float) 
     from transformers import AutoProcessor
 
     processor = AutoProcessor.from_pretrained(out, backend="pil")
-    batcher = Batcher(processor, None)
+    batcher = Batcher(processor)
     images, truth = render_dataset(range(scenes), DEMO_SIZE["image_size"])
     n_image = processor.num_image_tokens
 

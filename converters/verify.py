@@ -19,6 +19,7 @@ from converters.errors import ConversionError
 from converters.source import Source, load_source
 from edge import manifest as mf
 from edge.errors import FlorenceEdgeError
+from edge.kv_cache import cross_bias
 from edge.model import Florence2
 from edge.preprocess import pixel_values
 from edge.runtime import Signature, open_interpreter
@@ -100,9 +101,7 @@ def graph_errors(source: Source, bundle: mf.Manifest, image: Image.Image) -> dic
         inputs.update({k: v.numpy() for k, v in enc_ref.items()})
         inputs["position"][0] = min(3, cache - 1)
         inputs["token_ids"][:] = bundle.tokens["bos"]
-        bias = np.zeros((1, dims.encoder_len), np.float32)
-        bias[0, dims.image_tokens:] = np.where(mask[0] > 0, 0.0, graphs.MASKED)
-        inputs["cross_bias"] = bias
+        inputs["cross_bias"] = cross_bias(dims.image_tokens, mask)
         dec_ref = graphs.DecoderStepGraph(model, dims, cache)(**{k: torch.from_numpy(v) for k, v in inputs.items()})
         dec_ours = litert(mf.DECODER, mf.decode_signature_name(batch, cache))(**inputs)
         report[mf.DECODER] = _errors(dec_ours["logits"], dec_ref["logits"].numpy())

@@ -23,7 +23,6 @@ class DecodeSettings:
     no_repeat_ngram_size: int
     decoder_start_id: int
     eos_id: int
-    pad_id: int
     forced_bos_id: int | None
     forced_eos_id: int | None
     early_stopping: bool = True
@@ -49,9 +48,7 @@ def process_scores(scores: np.ndarray, sequences: np.ndarray, s: DecodeSettings)
     n = s.no_repeat_ngram_size
     if n > 0 and cur_len + 1 >= n:
         for row, seq in enumerate(sequences):
-            banned = _banned_ngram_tokens(seq.tolist(), n)
-            if banned:
-                scores[row, banned] = -np.inf
+            scores[row, _banned_ngram_tokens(seq, n)] = -np.inf
     if s.forced_bos_id is not None and cur_len == 1:
         _force(scores, s.forced_bos_id)
     if s.forced_eos_id is not None and cur_len == s.max_length - 1:
@@ -59,9 +56,13 @@ def process_scores(scores: np.ndarray, sequences: np.ndarray, s: DecodeSettings)
     return scores
 
 
-def _banned_ngram_tokens(seq: list[int], n: int) -> list[int]:
-    prefix = tuple(seq[len(seq) - n + 1:])
-    return [seq[i + n - 1] for i in range(len(seq) - n + 1) if tuple(seq[i:i + n - 1]) == prefix]
+def _banned_ngram_tokens(seq: np.ndarray, n: int) -> np.ndarray:
+    """Tokens that followed the last n-1 tokens earlier in `seq` (vectorised: this runs every step)."""
+    length = len(seq)
+    hits = np.ones(length - n + 1, dtype=bool)
+    for k in range(n - 1):
+        hits &= seq[k:length - n + 1 + k] == seq[length - n + 1 + k]
+    return seq[n - 1:][hits]
 
 
 def _force(scores: np.ndarray, token: int) -> None:

@@ -11,8 +11,15 @@ import numpy as np
 
 from edge.runtime import Signature
 
-# Additive bias for padded prompt positions in cross-attention (see converters.graphs.MASKED).
+# Additive attention bias for positions that must not be attended (exp() of it is 0 in fp32);
+# the converter's graphs use the same value.
 MASKED = -1e9
+
+
+def cross_bias(image_tokens: int, prompt_mask: np.ndarray) -> np.ndarray:
+    """[1, image_tokens + prompt_len]: 0 for image tokens and real prompt tokens, MASKED for padding."""
+    return np.concatenate([np.zeros((1, image_tokens), np.float32),
+                           np.where(prompt_mask > 0, 0.0, MASKED).astype(np.float32)], axis=1)
 
 
 class DecoderSession:
@@ -37,9 +44,7 @@ class DecoderSession:
         """Load one prompt's cross-attention K/V (shared by every hypothesis)."""
         for name, value in cross.items():
             self.sig.inputs[name][...] = value
-        bias = self.sig.inputs["cross_bias"]
-        bias[:, : self.image_tokens] = 0.0
-        bias[:, self.image_tokens:] = np.where(prompt_mask > 0, 0.0, MASKED)
+        self.sig.inputs["cross_bias"][...] = cross_bias(self.image_tokens, prompt_mask)
 
     def take_over(self, other: DecoderSession, length: int) -> None:
         """Continue `other`'s sequence: its prompt K/V and its first `length` cache entries."""

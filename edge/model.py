@@ -123,7 +123,7 @@ class Florence2:
             max_new_tokens=g["max_new_tokens"] if max_new_tokens is None else max_new_tokens,
             num_beams=g["num_beams"] if num_beams is None else num_beams,
             no_repeat_ngram_size=g["no_repeat_ngram_size"] if no_repeat_ngram_size is None else no_repeat_ngram_size,
-            decoder_start_id=t["decoder_start"], eos_id=t["eos"], pad_id=t["pad"],
+            decoder_start_id=t["decoder_start"], eos_id=t["eos"],
             forced_bos_id=g["forced_bos_token_id"], forced_eos_id=g["forced_eos_token_id"],
             early_stopping=g["early_stopping"], length_penalty=g["length_penalty"],
         )

@@ -80,3 +80,17 @@ def test_short_outputs_stay_in_the_smallest_cache(fp32_model, tiny_source):
     stepper = fp32_model.encode_prompt(fp32_model.encode(image), "<OD>", None, fp32_model.settings(max_new_tokens=64))
     tokens = list(greedy(stepper, settings))
     assert stepper.current.size == 16 and len(tokens) == 10
+
+
+def test_no_repeat_ngram_ban_equals_brute_force():
+    from edge.decoding import _banned_ngram_tokens
+
+    def brute(seq, n):
+        prefix = tuple(seq[len(seq) - n + 1:])
+        return sorted(seq[i + n - 1] for i in range(len(seq) - n + 1) if tuple(seq[i:i + n - 1]) == prefix)
+
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        n = int(rng.integers(2, 5))
+        seq = rng.integers(0, 4, int(rng.integers(n - 1, 30)))
+        assert sorted(_banned_ngram_tokens(seq, n).tolist()) == brute(seq.tolist(), n)
