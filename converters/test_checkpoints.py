@@ -23,9 +23,9 @@ from transformers.tokenization_utils_base import AddedToken
 
 from converters.florence2_vocab import BANNED_GROUNDING_TOKENS, FLORENCE2_ADDED_TOKENS
 
-# Text the toy BPE vocabulary is learned from: every prompt plus common scene words,
-# so prompts tokenize into a handful of pieces as they do with BART's vocabulary.
-_CORPUS = [
+# Every task prompt: in a toy BPE vocabulary's corpus, prompts tokenize into a handful
+# of pieces as they do with BART's vocabulary.
+PROMPT_CORPUS = [
     "What is the text in the image? What is the text in the image, with regions?",
     "What does the image describe? Describe in detail what is shown in the image.",
     "Describe with a paragraph what is shown in the image.",
@@ -34,6 +34,9 @@ _CORPUS = [
     "Locate the region proposals in the image. Locate the phrases in the caption:",
     "Locate in the image with mask. What is the polygon mask of region",
     "What is the region? What does the region describe? What text is in the region?",
+]
+_CORPUS = [
+    *PROMPT_CORPUS,
     "a red circle and a blue square, a green triangle, a yellow star, a car, a dog, a person",
     "black white orange purple cat tree house road sky word hello text sign",
 ] * 4

@@ -5,7 +5,8 @@
 Same architecture and checkpoint format as the published models (transformers'
 `Florence2ForConditionalGeneration` + `Florence2Processor`), only smaller, so the
 normal converter and runtime take it unchanged. Each step encodes a batch of images
-once and trains every task on every image's features.
+once and trains every task on every image's features; the two halves of the model
+meet at teacher tokens (see `TeacherTokens`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from PIL import Image
 from tqdm import tqdm
 from transformers import Florence2ForConditionalGeneration
 
-from converters.test_checkpoints import build_config, build_tokenizer, save_checkpoint, set_generation_defaults
+from converters.test_checkpoints import (
+    PROMPT_CORPUS,
+    build_config,
+    build_tokenizer,
+    save_checkpoint,
+    set_generation_defaults,
+)
 from edge.scenes import COLOURS, SHAPES, WORDS, caption, make_scene, training_examples
 
 # Small enough to train in well under 45 minutes on 2 cores, same architecture as base.
@@ -34,21 +41,87 @@ MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def scene_corpus() -> list[str]:
-    """What the demo tokenizer learns its merges from: the scenes' words (prompts are not in it)."""
+    """What the demo tokenizer learns its merges from: the prompts and the scenes' words.
+
+    Prompts in the corpus keep them a handful of tokens long; spelled out byte by byte
+    they were most of every training sequence.
+    """
     words = [f"a {c} {s}" for c in COLOURS for s in SHAPES] + list(WORDS) + ["the", "and", ","]
-    return (words + [caption(make_scene(seed)) for seed in range(200)]) * 3
+    return (PROMPT_CORPUS + words + [caption(make_scene(seed)) for seed in range(200)]) * 3
 
 
-def render_dataset(seeds, image_size: int) -> tuple[np.ndarray, list]:
-    """Scenes resized to the model's input (uint8, as the processor resizes) and their scene objects."""
+# What covers each cell of the vision tower's last feature map (one channel per colour
+# and shape, one per word) and that object's box in image coordinates: the content of
+# the teacher tokens.
+DENSE_CLASSES = [f"{c} {s}" for c in COLOURS for s in SHAPES] + list(WORDS)
+DENSE_CHANNELS = len(DENSE_CLASSES) + 5  # classes, 4 box edges, "has a box"
+
+
+def dense_targets(scene, grid: int) -> np.ndarray:
+    """[grid * grid, DENSE_CHANNELS] targets, cells in row-major order as the projector flattens them.
+
+    A cell holds the object covering most of it, so every object, however thin (a line
+    of text can fall between two rows of cell centres), owns at least one cell.
+    """
+    out = np.zeros((grid, grid, DENSE_CHANNELS), np.float32)
+    width, height = scene.size
+    objects = [(DENSE_CLASSES.index(s.name), s.box) for s in scene.shapes]
+    objects += [(DENSE_CLASSES.index(w.text), w.box) for w in scene.words]
+    cw, ch = width / grid, height / grid
+    for row in range(grid):
+        for col in range(grid):
+            cell = (col * cw, row * ch, (col + 1) * cw, (row + 1) * ch)
+            cover = [(_overlap(cell, box), cls, box) for cls, box in objects]
+            area, cls, (x1, y1, x2, y2) = max(cover, default=(0.0, 0, (0, 0, 0, 0)))
+            if area > 0:
+                out[row, col, cls] = 1.0
+                out[row, col, -5:] = (x1 / width, y1 / height, x2 / width, y2 / height, 1.0)
+    return out.reshape(grid * grid, DENSE_CHANNELS)
+
+
+def _overlap(a, b) -> float:
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+def render_dataset(seeds, image_size: int, grid: int) -> tuple[np.ndarray, np.ndarray, list]:
+    """Scenes resized to the model's input (uint8, as the processor resizes), dense targets, scene objects."""
     images = np.empty((len(seeds), image_size, image_size, 3), np.uint8)
+    dense = np.empty((len(seeds), grid * grid, DENSE_CHANNELS), np.float32)
     scenes = []
     for i, seed in enumerate(tqdm(seeds, desc="render scenes", leave=False)):
         scene = make_scene(seed)
         images[i] = np.asarray(scene.image.resize((image_size, image_size), Image.Resampling.BICUBIC))
+        dense[i] = dense_targets(scene, grid)
         scene.image = None  # keep the ground truth, drop the pixels
         scenes.append(scene)
-    return images, scenes
+    return images, dense, scenes
+
+
+class TeacherTokens:
+    """Image tokens computed from the ground truth: what the text model learns to read first.
+
+    From scratch, the decoder learns the output format long before it learns to read the
+    vision tower, whose features meanwhile drift towards a constant (in 45 minutes it
+    never caught up). So both halves learn against a fixed meeting point instead: the text
+    model reads these tokens, which carry every cell's objects and boxes, while the vision
+    tower regresses them; the text model then moves over to the vision tower's tokens.
+    A fixed random code (seeded) keeps the target still while the vision tower chases it.
+    """
+
+    def __init__(self, cells: int, width: int, seed: int):
+        g = torch.Generator().manual_seed(seed)
+        self.code = torch.randn(DENSE_CHANNELS, width, generator=g)
+        self.position = torch.randn(cells, width, generator=g)
+
+    def __call__(self, dense: torch.Tensor) -> torch.Tensor:
+        """[B, cells, DENSE_CHANNELS] -> [B, 1 + cells, width], a pooled token first as the projector has."""
+        cells = torch.nn.functional.layer_norm(dense @ self.code + self.position, (self.code.shape[1],))
+        return torch.cat([cells.mean(1, keepdim=True), cells], dim=1)
+
+
+def teacher_share(step: int, steps: int, handover: float) -> float:
+    """Share of images the text model sees as teacher tokens: all at first, none after `handover`."""
+    return max(0.0, 1.0 - step / (handover * steps))
 
 
 def _normalize(batch: np.ndarray) -> torch.Tensor:
@@ -76,11 +149,14 @@ class Batcher:
         return p["input_ids"], p["attention_mask"], labels
 
 
-def train(out: Path, steps: int, batch: int, scenes: int, seed: int, lr: float) -> None:
+def train(out: Path, steps: int, batch: int, scenes: int, seed: int, lr: float, handover: float) -> None:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    tokenizer = build_tokenizer(scene_corpus(), vocab_size=320)
+    tokenizer = build_tokenizer(scene_corpus(), vocab_size=512)
     config = build_config(DEMO_SIZE, tokenizer)
+    # The published 0.02 init suits d_model 768-1024; at 192 it leaves cross-attention
+    # uniform for hundreds of steps, and the decoder learns to ignore the image.
+    config.initializer_range = DEMO_SIZE["d_model"] ** -0.5
     model = Florence2ForConditionalGeneration(config)
     set_generation_defaults(model)
     model.generation_config.max_new_tokens = 256
@@ -90,12 +166,18 @@ def train(out: Path, steps: int, batch: int, scenes: int, seed: int, lr: float) 
 
     processor = AutoProcessor.from_pretrained(out, backend="pil")
     batcher = Batcher(processor)
-    images, truth = render_dataset(range(scenes), DEMO_SIZE["image_size"])
     n_image = processor.num_image_tokens
+    grid = int(round((n_image - 1) ** 0.5))
+    images, dense, truth = render_dataset(range(scenes), DEMO_SIZE["image_size"], grid)
+    dense = torch.from_numpy(dense)
+    teacher = TeacherTokens(grid * grid, config.text_config.d_model, seed)
 
-    # BART's post-layer-norm stack trained from scratch stalls at 1e-3 (the decoder learns the
-    # output format and ignores the image); 5e-4 with transformer betas trains.
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
+    # The vision tower learns only from the teacher tokens, at twice the text model's rate.
+    vision = [*model.model.vision_tower.parameters(), *model.model.multi_modal_projector.parameters()]
+    vision_ids = {id(p) for p in vision}
+    text = [p for p in model.parameters() if id(p) not in vision_ids]
+    opt = torch.optim.AdamW([{"params": text, "lr": lr}, {"params": vision, "lr": 2 * lr}],
+                            betas=(0.9, 0.98), weight_decay=0.01)
     warmup = min(200, steps // 10)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + np.cos(np.pi * min(1.0, s / steps))))
@@ -104,7 +186,7 @@ def train(out: Path, steps: int, batch: int, scenes: int, seed: int, lr: float) 
     start = time.perf_counter()
     with open(log_path, "w", newline="") as fh:
         log = csv.writer(fh)
-        log.writerow(["step", "loss", "lr", "seconds"])
+        log.writerow(["step", "loss", "vision_loss", "lr", "seconds"])
         bar = tqdm(range(steps), desc="train")
         for step in bar:
             idx = rng.choice(len(truth), size=batch, replace=False)
@@ -115,18 +197,22 @@ def train(out: Path, steps: int, batch: int, scenes: int, seed: int, lr: float) 
                     rows.append(row)
                     examples.append(example)
             prompt_ids, prompt_mask, labels = batcher.encode(examples)
-            features = model.model.get_image_features(_normalize(images[idx])).pooler_output[rows]
-            embeds = torch.cat([features, model.get_input_embeddings()(prompt_ids)], dim=1)
+            image_features = model.model.get_image_features(_normalize(images[idx])).pooler_output
+            target = teacher(dense[idx])
+            aux = torch.nn.functional.mse_loss(image_features, target)
+            from_teacher = torch.from_numpy(rng.random(batch) < teacher_share(step, steps, handover))[:, None, None]
+            seen = torch.where(from_teacher, target, image_features.detach())
+            embeds = torch.cat([seen[rows], model.get_input_embeddings()(prompt_ids)], dim=1)
             mask = torch.cat([torch.ones(len(rows), n_image, dtype=prompt_mask.dtype), prompt_mask], dim=1)
             loss = model(inputs_embeds=embeds, attention_mask=mask, labels=labels).loss
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss + aux).backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
             if step % 10 == 0 or step == steps - 1:
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-                log.writerow([step, f"{loss.item():.4f}", f"{sched.get_last_lr()[0]:.2e}",
+                bar.set_postfix(loss=f"{loss.item():.3f}", vision=f"{aux.item():.3f}")
+                log.writerow([step, f"{loss.item():.4f}", f"{aux.item():.4f}", f"{sched.get_last_lr()[0]:.2e}",
                               f"{time.perf_counter() - start:.0f}"])
                 fh.flush()
     model.eval()
@@ -137,15 +223,17 @@ def train(out: Path, steps: int, batch: int, scenes: int, seed: int, lr: float) 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="train the demo Florence-2 on synthetic scenes")
     parser.add_argument("-o", "--output", required=True)
-    parser.add_argument("--steps", type=int, default=2800)
+    parser.add_argument("--steps", type=int, default=3200)
     parser.add_argument("--batch", type=int, default=16, help="images per step (each trains every task)")
     parser.add_argument("--scenes", type=int, default=20000, help="training scenes (seeds 0..N-1)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--handover", type=float, default=0.6,
+                        help="fraction of the steps after which the text model reads only the vision tower")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    train(Path(args.output), args.steps, args.batch, args.scenes, args.seed, args.lr)
+    train(Path(args.output), args.steps, args.batch, args.scenes, args.seed, args.lr, args.handover)
     return 0
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from edge import postprocess
-from edge.scenes import BINS, SHAPES, make_scene, quantize, training_examples
+from edge.scenes import BINS, CANVAS, GRID, SHAPES, SIDES, iou, make_scene, quantize, training_examples
 
 
 def test_scenes_are_deterministic_by_seed():
@@ -40,3 +40,16 @@ def test_targets_parse_back_with_florence2_post_processing(seed):
 def test_quantize_matches_florence2_bins():
     assert quantize([0, 0, 639.9, 479.9], (640, 480)) == [0, 0, 999, 999]
     assert quantize([320, 240], (640, 480)) == [500, 500]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_scenes_place_everything_on_the_grid_without_overlap(seed):
+    scene = make_scene(seed)
+    assert scene.size == (CANVAS, CANVAS)
+    boxes = [s.box for s in scene.shapes] + [w.box for w in scene.words]
+    for shape in scene.shapes:
+        x1, y1, x2, y2 = shape.box
+        assert x1 % GRID == 0 and y1 % GRID == 0 and x2 - x1 in SIDES and y2 - y1 == x2 - x1
+    for box in boxes:
+        assert 0 <= box[0] < box[2] <= CANVAS and 0 <= box[1] < box[3] <= CANVAS
+    assert all(iou(a, b) == 0 for i, a in enumerate(boxes) for b in boxes[i + 1:])
