@@ -19,7 +19,7 @@ WORDS = ("CAT", "DOG", "SUN", "MAP", "BOX", "TOP", "ZOO", "FOX", "HAT", "JAM", "
 BINS = 1000
 CIRCLE_POINTS = 12
 CANVAS = 256  # px, square
-GRID = 16  # px: every shape and word corner is placed on it
+GRID = 16  # px: shape corners and word origins are placed on it
 MARGIN = 8
 SIDES = (64, 80, 96)
 FONT_SIZE = 34
@@ -80,8 +80,8 @@ def _background(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
 
 
-def _overlaps(box, boxes, limit: float) -> bool:
-    return any(iou(box, other) > limit for other in boxes)
+def _overlaps(box, boxes) -> bool:
+    return any(intersection(box, other) > 0 for other in boxes)
 
 
 def _on_grid(rng: np.random.Generator, low: int, high: int) -> float:
@@ -108,7 +108,7 @@ def make_scene(seed: int) -> Scene:
             side = float(rng.choice(SIDES))
             x1, y1 = (_on_grid(rng, MARGIN, int(CANVAS - side - MARGIN)) for _ in range(2))
             box = (x1, y1, x1 + side, y1 + side)
-            if not _overlaps(box, placed, 0.0):
+            if not _overlaps(box, placed):
                 break
         else:
             continue
@@ -124,7 +124,7 @@ def make_scene(seed: int) -> Scene:
         for _ in range(50):
             x, y = _on_grid(rng, MARGIN, CANVAS - 80), _on_grid(rng, MARGIN, CANVAS - 48)
             box = pen.textbbox((x, y), str(text), font=font)
-            if not _overlaps(box, placed, 0.0):
+            if not _overlaps(box, placed):
                 pen.text((x, y), str(text), fill=(20, 20, 20), font=font)
                 placed.append(box)
                 scene.words.append(Word(str(text), tuple(float(v) for v in box)))
@@ -178,9 +178,12 @@ def training_examples(scene: Scene, rng: np.random.Generator) -> list[tuple[str,
     return out
 
 
+def intersection(a, b) -> float:
+    """Area shared by two x1, y1, x2, y2 boxes."""
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
 def iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
+    inter = intersection(a, b)
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
