@@ -7,8 +7,9 @@ import torch
 from transformers import Florence2ForConditionalGeneration
 
 from converters import train_demo
-from converters.train_demo import DENSE_CLASSES, TeacherTokens, dense_targets, teacher_share
-from edge.scenes import make_scene
+from converters.test_checkpoints import build_tokenizer
+from converters.train_demo import DENSE_CLASSES, TeacherTokens, dense_targets, scene_corpus, teacher_share
+from edge.scenes import COLOURS, SHAPES, WORDS, make_scene, training_examples
 
 
 @pytest.mark.parametrize("seed", range(30))
@@ -25,6 +26,18 @@ def test_dense_targets_give_every_object_a_cell_holding_its_class_and_box(seed):
     assert (dense[:, : len(DENSE_CLASSES)].sum(1) <= 1).all()  # one object per cell
     empty = dense[:, -1] == 0
     assert not dense[empty].any()
+
+
+def test_demo_tokenizer_keeps_every_label_and_word_one_token_wherever_it_appears():
+    # A label split in three would repeat a 3-gram on its second object, which
+    # no_repeat_ngram_size=3 forbids: OD lost its repeated labels that way.
+    tok = build_tokenizer(scene_corpus(), vocab_size=512)
+    vocabulary = {*SHAPES, *COLOURS, *WORDS, "a", "and", ","}
+    for seed in range(40):
+        for task, _, target in training_examples(make_scene(seed), np.random.default_rng(seed)):
+            tokens = [t for t in tok.tokenize(target) if not t.startswith("<loc_")]
+            pieces = [tok.convert_tokens_to_string([t]).strip() for t in tokens]
+            assert set(pieces) <= vocabulary, (task, target, pieces)
 
 
 def test_teacher_tokens_are_fixed_by_seed_and_shaped_like_the_projector_output():
