@@ -33,9 +33,9 @@ def test_eval_on_held_out_scenes(demo_fp32_bundle):
     # exact caption under 1 in 12 and a random polygon covering little of a shape.
     assert result["caption_exact"] >= 0.8
     assert result["grounding_recall50"] >= 0.8
-    assert result["segmentation_mask_iou"] >= 0.7
+    assert result["segmentation_mask_iou"] >= 0.8
     assert result["region_category_accuracy"] >= 0.8
-    assert result["od_map50"] >= 0.5
+    assert result["od_map50"] >= 0.8
     assert result["ocr_word_accuracy"] >= 0.8
 
 
