@@ -8,6 +8,9 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
+
+from converters.errors import ConversionError
 from converters.graphs import Dims
 from converters.source import Source
 from edge import manifest as mf
@@ -72,19 +75,22 @@ def model_dims(dims: Dims, source: Source) -> dict:
     }
 
 
-def signatures_of(path: Path) -> dict:
-    """Every signature's inputs and outputs (shape, dtype), read back from the written file."""
+def signatures_of(path: Path, shapes: dict) -> dict:
+    """Every signature's inputs and outputs: real shape (from `shapes`) and dtype (read back from the file)."""
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=str(path))
     out = {}
     for key in interp.get_signature_list():
         runner = interp.get_signature_runner(key)
-        out[key] = {
-            side: {name: {"shape": [int(d) for d in det["shape"]], "dtype": det["dtype"].__name__}
-                   for name, det in details().items()}
-            for side, details in (("inputs", runner.get_input_details), ("outputs", runner.get_output_details))
-        }
+        out[key] = {}
+        for side, details in (("inputs", runner.get_input_details), ("outputs", runner.get_output_details)):
+            out[key][side] = {}
+            for name, det in details().items():
+                shape = [int(d) for d in shapes[key][side][name]]
+                if int(np.prod(shape)) != int(np.prod(det["shape"])):
+                    raise ConversionError(f"{path.name} {key}/{name} holds {det['shape']}, expected {shape}")
+                out[key][side][name] = {"shape": shape, "dtype": det["dtype"].__name__}
     return out
 
 
@@ -98,8 +104,10 @@ def tool_versions() -> dict:
     return versions
 
 
-def build_manifest(source: Source, dims: Dims, buckets, quantization: dict, out_dir: Path) -> dict:
-    graphs = {role: {"file": name, "signatures": signatures_of(out_dir / name)} for role, name in GRAPH_FILES.items()}
+def build_manifest(source: Source, dims: Dims, buckets, quantization: dict, out_dir: Path, shapes: dict) -> dict:
+    """`shapes`: role -> signature -> real tensor shapes, as `export.convert_graphs` returns them."""
+    graphs = {role: {"file": name, "signatures": signatures_of(out_dir / name, shapes[role])}
+              for role, name in GRAPH_FILES.items()}
     graphs[mf.DECODER]["buckets"] = [{"batch": b, "cache": s} for b, s in buckets]
     files = [*GRAPH_FILES.values(), mf.TOKENIZER_NAME]
     return {

@@ -73,7 +73,7 @@ def convert(src: str, out, quant: str = "int8", caches=DEFAULT_CACHES, beams: in
         work, staging = Path(tmp) / "fp32", Path(tmp) / "bundle"
         work.mkdir()
         staging.mkdir()
-        float_paths = export.convert_graphs(source.model, dims, buckets, work, _stage)
+        float_paths, shapes = export.convert_graphs(source.model, dims, buckets, work, _stage)
         with _stage(f"quantize ({quant})"):
             for role, path in float_paths.items():
                 target = staging / bw.GRAPH_FILES[role]
@@ -84,7 +84,7 @@ def convert(src: str, out, quant: str = "int8", caches=DEFAULT_CACHES, beams: in
                     recipes.quantize_file(str(path), str(target), recipe)
         with _stage("write tokenizer and manifest"):
             bw.write_tokenizer(source, staging)
-            manifest = bw.build_manifest(source, dims, buckets, recipes.describe(quant), staging)
+            manifest = bw.build_manifest(source, dims, buckets, recipes.describe(quant), staging, shapes)
             bw.write_manifest(manifest, staging)
         with _stage("verify against PyTorch"):
             manifest["parity"] = verify.parity_report(source, staging, verify_tokens)

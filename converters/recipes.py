@@ -7,8 +7,8 @@ so recipes can be compared on exactly the same float graphs.
 
 from __future__ import annotations
 
-from converters.quiet import quiet
 from edge.manifest import DECODER, ENCODER, VISION
+from edge.quiet import quiet
 
 # Dynamic-range int8 (int8 channelwise weights, activations quantized at run time) is
 # the recipe that pays on XNNPACK: weight-only int8 is dequantized to fp32 at load,

@@ -22,7 +22,7 @@ from edge.errors import FlorenceEdgeError
 from edge.kv_cache import cross_bias
 from edge.model import Florence2
 from edge.preprocess import pixel_values
-from edge.runtime import Signature, open_interpreter
+from edge.runtime import open_graph
 
 # (task, text): one of each kind of prompt (plain, detection, OCR with regions, text input).
 CASES = (
@@ -83,7 +83,8 @@ def graph_errors(source: Source, bundle: mf.Manifest, image: Image.Image) -> dic
     mask = (np.arange(dims.prompt_len) < len(ids)).astype(np.int32)[None]
 
     def litert(role, key):
-        sig = Signature(open_interpreter(bundle.graph_path(role), 2, bundle.quantization), key)
+        graph = open_graph(bundle.graph_path(role), 2, bundle.quantization)
+        sig = graph.signature(key, bundle.graph(role)["signatures"][key])
         return lambda **inputs: {name: np.array(view) for name, view in sig(**inputs).items()}
 
     report = {}

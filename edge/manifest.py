@@ -14,7 +14,7 @@ from pathlib import Path
 from edge.errors import FlorenceEdgeError
 
 FORMAT = "florence-edge-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: flat graph tensors, cross-attention K stored transposed
 MANIFEST_NAME = "manifest.json"
 TOKENIZER_NAME = "tokenizer.json"
 
@@ -65,6 +65,9 @@ class Manifest:
 
     def graph_path(self, role: str) -> Path:
         return self.root / self.graph(role)["file"]
+
+    def file_sha256(self, role: str) -> str:
+        return self.raw["files"][self.graph(role)["file"]]["sha256"]
 
     def decoder_buckets(self) -> list[tuple[int, int]]:
         """(batch, cache size) of every decoder signature, smallest cache first."""

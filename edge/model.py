@@ -15,7 +15,7 @@ from edge.kv_cache import DecoderSession, GrowingDecoder
 from edge.postprocess import parse
 from edge.preprocess import load_image, pixel_values
 from edge.prompts import build_prompt, normalize_task
-from edge.runtime import Signature, open_interpreter
+from edge.runtime import Signature, open_graph, weight_cache_file
 from edge.text import TextCodec
 
 
@@ -55,15 +55,18 @@ class TokenEvent:
 
 
 class Florence2:
-    def __init__(self, bundle_dir, num_threads: int | None = None):
+    def __init__(self, bundle_dir, num_threads: int | None = None, weight_cache: bool = True):
+        """`weight_cache`: keep packed weights in a file (see `edge.runtime.weight_cache_file`)."""
         self.manifest = mf.load_manifest(bundle_dir)
         m = self.manifest
         threads = num_threads or 4
-        self._interpreters = {
-            role: open_interpreter(m.graph_path(role), threads, m.quantization) for role in mf.GRAPH_ROLES
+        self._graphs = {
+            role: open_graph(m.graph_path(role), threads, m.quantization,
+                             weight_cache_file(m.file_sha256(role)) if weight_cache else None)
+            for role in mf.GRAPH_ROLES
         }
-        self._vision = Signature(self._interpreters[mf.VISION], mf.VISION)
-        self._encoder = Signature(self._interpreters[mf.ENCODER], mf.ENCODER)
+        self._vision = self.signature(mf.VISION, mf.VISION)
+        self._encoder = self.signature(mf.ENCODER, mf.ENCODER)
         self._decoders: dict[tuple[int, int], DecoderSession] = {}
         self.codec = TextCodec(m.root / mf.TOKENIZER_NAME, m.tokens)
 
@@ -158,10 +161,14 @@ class Florence2:
         needed = sizes[: next(i for i, s in enumerate(sizes) if s >= max_new_tokens) + 1]
         return GrowingDecoder([lambda s=s: self._session(batch, s) for s in needed])
 
+    def signature(self, role: str, key: str) -> Signature:
+        """One signature of one graph, its tensors shaped as the manifest says."""
+        return self._graphs[role].signature(key, self.manifest.graph(role)["signatures"][key])
+
     def _session(self, batch: int, cache: int) -> DecoderSession:
         """The decoder signature of one bucket, allocated on first use and kept."""
         if (batch, cache) not in self._decoders:
-            sig = Signature(self._interpreters[mf.DECODER], mf.decode_signature_name(batch, cache))
+            sig = self.signature(mf.DECODER, mf.decode_signature_name(batch, cache))
             self._decoders[(batch, cache)] = DecoderSession(sig, self.manifest.model["decoder_layers"],
                                                             self.manifest.model["image_tokens"])
         return self._decoders[(batch, cache)]

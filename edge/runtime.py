@@ -1,79 +1,133 @@
-"""LiteRT interpreters and zero-copy access to one signature's tensors.
+"""The graphs' runtime: LiteRT compiled models with zero-copy numpy tensors.
 
-ai-edge-litert is the runtime. tflite-runtime is accepted only as a fallback for
-fp32 and weight-only bundles: it runs them several times slower (its signature
-path skips XNNPACK) and silently returns zeros for dynamic-int8 graphs.
+ai-edge-litert's CompiledModel is the runtime. It runs every op XNNPACK takes and,
+given a weight-cache file, packs each graph's weights once into that file and maps
+it on later loads: a decoder's signatures share one packed copy instead of one each,
+and loading takes milliseconds instead of seconds. tflite-runtime is accepted only
+as a fallback for fp32 and weight-only bundles: it runs them several times slower
+(its signature path skips XNNPACK) and silently returns zeros for dynamic-int8 graphs.
+
+Graphs take and return flat (1-D) tensors: the compiled model binds numpy memory
+without a copy only as 1-D buffers. A `Signature` shows them in their real shapes
+(from the manifest) as views, so inputs are written in place (a KV-cache slice, not
+the whole cache) and outputs are read without a copy.
 """
 
 from __future__ import annotations
 
+import atexit
+import os
 import sys
+import weakref
 from pathlib import Path
 
 import numpy as np
 
 from edge.errors import FlorenceEdgeError
+from edge.quiet import quiet
+
+_ALIGNMENT = 64  # the compiled model copies host memory that is not 64-byte aligned
+_OPEN: weakref.WeakSet = weakref.WeakSet()
+_ENVIRONMENT = []  # one LiteRT environment per process, made on first use
 
 
-def _interpreter_class():
-    """(Interpreter class, runtime name), preferring ai-edge-litert."""
+def _environment():
+    if not _ENVIRONMENT:
+        import ai_edge_litert
+        from ai_edge_litert.environment import Environment
+
+        # Called inside quiet(): making it logs every accelerator it probes.
+        _ENVIRONMENT.append(Environment.create(runtime_path=os.path.dirname(ai_edge_litert.__file__)))
+    return _ENVIRONMENT[0]
+
+
+@atexit.register
+def _close_quietly() -> None:
+    # Tearing an environment down logs each accelerator again; at exit nobody needs that.
+    # The runtime's own default environment (made on the first run) dies with the library,
+    # after Python is done, so stderr is closed for that last stretch.
+    if not _ENVIRONMENT:
+        return
+    with quiet():
+        for graph in list(_OPEN):
+            graph.close()
+        for env in _ENVIRONMENT:
+            env.close()
+    sys.stderr.flush()
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+
+
+def runtime_name() -> str:
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        import ai_edge_litert.compiled_model  # noqa: F401
 
-        return Interpreter, "ai-edge-litert"
+        return "ai-edge-litert"
     except ImportError:
         pass
     try:
-        from tflite_runtime.interpreter import Interpreter
+        import tflite_runtime.interpreter  # noqa: F401
 
-        return Interpreter, "tflite-runtime"
+        return "tflite-runtime"
     except ImportError:
         raise FlorenceEdgeError("no LiteRT runtime installed: pip install ai-edge-litert") from None
 
 
-def runtime_name() -> str:
-    return _interpreter_class()[1]
+def weight_cache_file(sha256: str) -> Path | None:
+    """Where a graph's packed weights are kept ($FLORENCE_EDGE_CACHE, else ~/.cache/florence-edge).
 
-
-def open_interpreter(path: Path, num_threads: int, quantization: str):
-    """Load one .tflite file; refuse dynamic-int8 graphs on tflite-runtime."""
-    cls, name = _interpreter_class()
-    if name == "tflite-runtime":
-        if quantization == "int8":
-            raise FlorenceEdgeError(
-                "this bundle is dynamic-int8, which tflite-runtime silently computes as zeros; "
-                "install ai-edge-litert, or convert with --quant fp32"
-            )
-        print("florence-edge: ai-edge-litert not found, using tflite-runtime (slower, fp32/weight-only only)",
-              file=sys.stderr)
+    Named by the graph file's checksum, so a changed graph never meets an old cache; the
+    bundle directory itself may be read-only. None (pack in memory) if the directory
+    cannot be written.
+    """
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "florence-edge"
+    folder = Path(os.environ.get("FLORENCE_EDGE_CACHE") or default)
     try:
-        return cls(model_path=str(path), num_threads=num_threads)
-    except (ValueError, RuntimeError) as exc:
-        raise FlorenceEdgeError(f"cannot load graph {path}: {exc}") from None
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return folder / f"{sha256[:32]}.xnnpack" if os.access(folder, os.W_OK) else None
+
+
+def open_graph(path: Path, num_threads: int, quantization: str, weight_cache: Path | None = None):
+    """Load one .tflite file with the best runtime installed; refuse dynamic-int8 on tflite-runtime."""
+    if runtime_name() == "ai-edge-litert":
+        return CompiledGraph(path, num_threads, weight_cache)
+    if quantization == "int8":
+        raise FlorenceEdgeError(
+            "this bundle is dynamic-int8, which tflite-runtime silently computes as zeros; "
+            "install ai-edge-litert, or convert with --quant fp32"
+        )
+    print("florence-edge: ai-edge-litert not found, using tflite-runtime (slower, fp32/weight-only only)",
+          file=sys.stderr)
+    return InterpreterGraph(path, num_threads, _fallback_interpreter())
+
+
+def _fallback_interpreter():
+    from tflite_runtime.interpreter import Interpreter
+
+    return Interpreter
+
+
+def _aligned_empty(size: int, dtype) -> np.ndarray:
+    itemsize = np.dtype(dtype).itemsize
+    raw = np.zeros(size * itemsize + _ALIGNMENT, np.uint8)
+    start = -raw.ctypes.data % _ALIGNMENT
+    return raw[start:start + size * itemsize].view(dtype)
 
 
 class Signature:
-    """One signature of an interpreter, with its tensors as writable numpy views.
+    """One signature's tensors as numpy views in their real shapes, and a way to run it.
 
-    Views stay valid because tensors are allocated once here and never resized,
-    so inputs are written in place (a KV cache slice, not the whole cache) and
-    outputs read without a copy.
+    Views stay valid for the signature's life: the memory is allocated once and
+    never resized.
     """
 
-    def __init__(self, interpreter, key: str):
-        self._interpreter = interpreter  # the views are only valid while it lives
-        self._wrapper = interpreter._interpreter
+    def __init__(self, key: str, inputs: dict, outputs: dict, run, owner):
         self.key = key
-        defs = interpreter._get_full_signature_list()
-        if key not in defs:
-            raise FlorenceEdgeError(f"graph has no signature '{key}' (has: {', '.join(sorted(defs))})")
-        self._sub = self._wrapper.GetSubgraphIndexFromSignature(key)
-        self._wrapper.AllocateTensors(self._sub)
-        self.inputs = {n: self._view(i) for n, i in defs[key]["inputs"].items()}
-        self.outputs = {n: self._view(i) for n, i in defs[key]["outputs"].items()}
-
-    def _view(self, index: int) -> np.ndarray:
-        return self._wrapper.tensor(self._wrapper, index, self._sub)
+        self.inputs = inputs
+        self.outputs = outputs
+        self._run = run
+        self._owner = owner  # whatever holds the memory behind the views
 
     def __call__(self, **inputs) -> dict[str, np.ndarray]:
         """Copy the given inputs in, run, and return the output views (valid until the next call)."""
@@ -83,4 +137,90 @@ class Signature:
         return self.outputs
 
     def invoke(self) -> None:
-        self._wrapper.Invoke(self._sub)
+        self._run()
+
+
+def _check_signature(key: str, available) -> None:
+    if key not in available:
+        raise FlorenceEdgeError(f"graph has no signature '{key}' (has: {', '.join(sorted(available))})")
+
+
+def _view(flat: np.ndarray, name: str, shapes: dict) -> np.ndarray:
+    shape = shapes[name]["shape"]
+    if flat.size != int(np.prod(shape)):
+        raise FlorenceEdgeError(f"tensor {name} holds {flat.size} values, the manifest says {shape}")
+    return flat.reshape(shape)
+
+
+class CompiledGraph:
+    """A .tflite file as an ai-edge-litert CompiledModel on the CPU (XNNPACK)."""
+
+    def __init__(self, path: Path, num_threads: int, weight_cache: Path | None):
+        from ai_edge_litert.compiled_model import CompiledModel
+        from ai_edge_litert.options import CpuOptions, Options
+
+        cpu = CpuOptions(num_threads=num_threads)
+        if weight_cache is not None:
+            cpu.xnnpack_weight_cache_path = str(weight_cache)
+        try:
+            with quiet():
+                self._model = CompiledModel.from_file(str(path), environment=_environment(),
+                                                      options=Options(cpu_options=cpu))
+        except (ValueError, RuntimeError) as exc:
+            raise FlorenceEdgeError(f"cannot load graph {path}: {exc}") from None
+        self._buffers: list = []
+        _OPEN.add(self)
+
+    def close(self) -> None:
+        """Free the native model and buffers now (signatures of this graph stop working)."""
+        for buffer in self._buffers:
+            buffer.destroy()
+        self._buffers = []
+        self._model.close()
+
+    def signature(self, key: str, shapes: dict) -> Signature:
+        """Bind host memory to every tensor of `key`; `shapes` is the manifest's entry for it."""
+        from ai_edge_litert.tensor_buffer import TensorBuffer
+
+        _check_signature(key, self._model.get_signature_list())
+        arrays, buffers = {}, {}
+        for side, details in (("inputs", self._model.get_input_tensor_details(key)),
+                              ("outputs", self._model.get_output_tensor_details(key))):
+            arrays[side] = {n: _aligned_empty(int(np.prod(d["shape"])), d["dtype"]) for n, d in details.items()}
+            buffers[side] = {n: TensorBuffer.create_from_host_memory(a) for n, a in arrays[side].items()}
+            self._buffers += buffers[side].values()
+        model = self._model
+
+        done = []
+
+        def run():
+            if done:
+                model.run_by_name(key, buffers["inputs"], buffers["outputs"])
+                return
+            with quiet():  # a first run may make the runtime's default environment, which logs
+                model.run_by_name(key, buffers["inputs"], buffers["outputs"])
+            done.append(True)
+
+        views = {side: {n: _view(a, n, shapes[side]) for n, a in arrays[side].items()} for side in arrays}
+        return Signature(key, views["inputs"], views["outputs"], run, owner=(model, buffers))
+
+
+class InterpreterGraph:
+    """A .tflite file as a (tflite-runtime or ai-edge-litert) Interpreter: the fallback."""
+
+    def __init__(self, path: Path, num_threads: int, interpreter_class):
+        try:
+            self._interpreter = interpreter_class(model_path=str(path), num_threads=num_threads)
+        except (ValueError, RuntimeError) as exc:
+            raise FlorenceEdgeError(f"cannot load graph {path}: {exc}") from None
+
+    def signature(self, key: str, shapes: dict) -> Signature:
+        defs = self._interpreter._get_full_signature_list()
+        _check_signature(key, defs)
+        wrapper = self._interpreter._interpreter
+        sub = wrapper.GetSubgraphIndexFromSignature(key)
+        wrapper.AllocateTensors(sub)
+        views = {side: {n: _view(wrapper.tensor(wrapper, i, sub), n, shapes[side]) for n, i in defs[key][side].items()}
+                 for side in ("inputs", "outputs")}
+        return Signature(key, views["inputs"], views["outputs"], lambda: wrapper.Invoke(sub),
+                         owner=self._interpreter)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 
 import pytest
 
 # No test may reach the network: a hub id must fail fast, not retry for 30 s.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Packed-weight caches go to a throwaway folder, not the user's ~/.cache.
+os.environ["FLORENCE_EDGE_CACHE"] = tempfile.mkdtemp(prefix="florence-edge-cache-")
 
 TINY_CONVERT = dict(caches=(16, 64), beams=3, prompt_len=32, verify_tokens=24)
 

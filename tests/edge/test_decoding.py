@@ -54,11 +54,10 @@ def test_several_tasks_on_one_encoding_reuse_the_vision_output(fp32_model, monke
 def test_garbage_in_fresh_cache_memory_cannot_leak_into_attention(fp32_bundle, tiny_source):
     from edge import manifest as mf
     from edge.kv_cache import DecoderSession
-    from edge.runtime import Signature
 
     model = Florence2(fp32_bundle[0], num_threads=1)
     for cache in (16, 64):
-        sig = Signature(model._interpreters[mf.DECODER], mf.decode_signature_name(1, cache))
+        sig = model.signature(mf.DECODER, mf.decode_signature_name(1, cache))
         for name, view in sig.inputs.items():
             if name.startswith("self_"):
                 view[...] = np.nan if name.startswith("self_v") else 1e30  # what reused heap memory can hold

@@ -66,12 +66,17 @@ def test_bad_image_and_bundle_are_one_line(fp32_bundle, tmp_path, capsys):
     assert "not a florence-edge bundle" in capsys.readouterr().err
 
 
-def test_tflite_runtime_refuses_dynamic_int8(int8_bundle, monkeypatch):
-    from ai_edge_litert.interpreter import Interpreter
+def test_tflite_runtime_fallback_refuses_dynamic_int8_and_runs_fp32(fp32_bundle, int8_bundle, monkeypatch, capsys):
+    from ai_edge_litert.interpreter import Interpreter  # stands in for tflite-runtime's
 
-    monkeypatch.setattr(runtime, "_interpreter_class", lambda: (Interpreter, "tflite-runtime"))
+    image = Image.new("RGB", (64, 48), (200, 30, 30))
+    expected = Florence2(fp32_bundle[0], num_threads=1).run(image, "OD", max_new_tokens=8).token_ids
+    monkeypatch.setattr(runtime, "runtime_name", lambda: "tflite-runtime")
+    monkeypatch.setattr(runtime, "_fallback_interpreter", lambda: Interpreter)
     with pytest.raises(FlorenceEdgeError, match="tflite-runtime silently computes as zeros"):
         Florence2(int8_bundle[0])
+    assert Florence2(fp32_bundle[0], num_threads=1).run(image, "OD", max_new_tokens=8).token_ids == expected
+    assert "using tflite-runtime" in capsys.readouterr().err
 
 
 def test_huge_and_odd_images_are_converted(fp32_bundle):

@@ -1,4 +1,4 @@
-"""Silence for noisy conversion tools, keeping their output for when they fail."""
+"""Silence for noisy native libraries (converters, runtimes), keeping their output for when they fail."""
 
 from __future__ import annotations
 

@@ -1,0 +1,85 @@
+"""The runtime layer: compiled models and the interpreter fallback agree, views are zero-copy,
+packed weights are cached by checksum."""
+
+import numpy as np
+import pytest
+
+from edge import manifest as mf
+from edge.errors import FlorenceEdgeError
+from edge.runtime import CompiledGraph, InterpreterGraph, weight_cache_file
+
+
+def _decoder_inputs(sig, seed=0):
+    rng = np.random.default_rng(seed)
+    for name, view in sorted(sig.inputs.items()):
+        if view.dtype == np.float32:
+            view[...] = 0.0 if name == "cross_bias" else rng.standard_normal(view.shape)
+    sig.inputs["token_ids"][...] = 5
+    sig.inputs["position"][...] = 3
+
+
+@pytest.mark.parametrize("quant", ["fp32", "int8"])
+def test_compiled_model_and_interpreter_agree_on_a_decoder_step(quant, fp32_bundle, int8_bundle, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    m = mf.load_manifest({"fp32": fp32_bundle, "int8": int8_bundle}[quant][0])
+    key = mf.decode_signature_name(1, 16)
+    shapes = m.graph(mf.DECODER)["signatures"][key]
+    compiled = CompiledGraph(m.graph_path(mf.DECODER), 1, tmp_path / "decoder.xnnpack").signature(key, shapes)
+    interpreted = InterpreterGraph(m.graph_path(mf.DECODER), 1, Interpreter).signature(key, shapes)
+    for sig in (compiled, interpreted):
+        _decoder_inputs(sig)
+        sig.invoke()
+        assert sig.outputs["logits"].shape == tuple(shapes["outputs"]["logits"]["shape"])
+    np.testing.assert_allclose(compiled.outputs["logits"], interpreted.outputs["logits"], rtol=1e-4, atol=1e-4)
+    assert (tmp_path / "decoder.xnnpack").stat().st_size > 0
+
+
+def test_inputs_are_read_in_place_and_outputs_are_live_views(int8_bundle):
+    m = mf.load_manifest(int8_bundle[0])
+    key = mf.decode_signature_name(1, 16)
+    sig = CompiledGraph(m.graph_path(mf.DECODER), 1, None).signature(key, m.graph(mf.DECODER)["signatures"][key])
+    _decoder_inputs(sig)
+    logits = sig.outputs["logits"]
+    sig.invoke()
+    first = logits.copy()
+    sig.inputs["token_ids"][0, 0] = 6  # written into the bound memory, no call to copy it in
+    sig.invoke()
+    assert not np.allclose(first, logits)
+    sig.inputs["token_ids"][0, 0] = 5
+    sig.invoke()
+    np.testing.assert_array_equal(first, logits)
+
+
+def test_a_manifest_shape_that_does_not_fit_the_graph_is_named(fp32_bundle):
+    m = mf.load_manifest(fp32_bundle[0])
+    shapes = m.graph(mf.VISION)["signatures"][mf.VISION]
+    wrong = {**shapes, "outputs": {"image_features": {"shape": [1, 2, 3], "dtype": "float32"}}}
+    with pytest.raises(FlorenceEdgeError, match="image_features holds"):
+        CompiledGraph(m.graph_path(mf.VISION), 1, None).signature(mf.VISION, wrong)
+
+
+def test_weight_cache_is_named_by_checksum_and_skipped_when_unwritable(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLORENCE_EDGE_CACHE", str(tmp_path / "cache"))
+    path = weight_cache_file("ab" * 32)
+    assert path == tmp_path / "cache" / f"{'ab' * 16}.xnnpack"
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("FLORENCE_EDGE_CACHE", str(blocker / "cache"))  # a folder under a file
+    assert weight_cache_file("ab" * 32) is None
+
+
+def test_model_loads_from_its_weight_cache_with_the_same_results(int8_bundle, tmp_path, monkeypatch):
+    from converters.verify import sample_images
+    from edge.model import Florence2
+
+    monkeypatch.setenv("FLORENCE_EDGE_CACHE", str(tmp_path))
+    image = sample_images()[0]
+    first = Florence2(int8_bundle[0], num_threads=1).run(image, "<OD>", max_new_tokens=12).token_ids
+    cached = sorted(p.name for p in tmp_path.iterdir())
+    assert len(cached) == 3  # vision, encoder, decoder
+    again = Florence2(int8_bundle[0], num_threads=1).run(image, "<OD>", max_new_tokens=12).token_ids
+    uncached = Florence2(int8_bundle[0], num_threads=1, weight_cache=False).run(image, "<OD>",
+                                                                                 max_new_tokens=12).token_ids
+    assert first == again == uncached
+    assert sorted(p.name for p in tmp_path.iterdir()) == cached
