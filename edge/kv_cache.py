@@ -22,6 +22,12 @@ def cross_bias(image_tokens: int, prompt_mask: np.ndarray) -> np.ndarray:
                            np.where(prompt_mask > 0, 0.0, MASKED).astype(np.float32)], axis=1)
 
 
+def _copy(target: np.ndarray, source: np.ndarray) -> None:
+    # Where the runtime binds the encoder's outputs as the decoder's inputs they are one array.
+    if not np.shares_memory(target, source):
+        target[...] = source
+
+
 class DecoderSession:
     """One decoder signature (batch, cache size) used as a `decoding.Stepper`."""
 
@@ -43,14 +49,14 @@ class DecoderSession:
     def start(self, cross: dict[str, np.ndarray], prompt_mask: np.ndarray) -> None:
         """Load one prompt's cross-attention K/V (shared by every hypothesis)."""
         for name, value in cross.items():
-            self.sig.inputs[name][...] = value
+            _copy(self.sig.inputs[name], value)
         self.sig.inputs["cross_bias"][...] = cross_bias(self.image_tokens, prompt_mask)
 
     def take_over(self, other: DecoderSession, length: int) -> None:
         """Continue `other`'s sequence: its prompt K/V and its first `length` cache entries."""
         for name, view in self.sig.inputs.items():
             if name.startswith("cross_"):
-                view[...] = other.sig.inputs[name]
+                _copy(view, other.sig.inputs[name])
         for mine, theirs in zip(self._cache, other._cache):
             mine[:, :, :length] = theirs[:, :, :length]
 

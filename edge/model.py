@@ -161,14 +161,15 @@ class Florence2:
         needed = sizes[: next(i for i, s in enumerate(sizes) if s >= max_new_tokens) + 1]
         return GrowingDecoder([lambda s=s: self._session(batch, s) for s in needed])
 
-    def signature(self, role: str, key: str) -> Signature:
-        """One signature of one graph, its tensors shaped as the manifest says."""
-        return self._graphs[role].signature(key, self.manifest.graph(role)["signatures"][key])
+    def signature(self, role: str, key: str, share: dict | None = None) -> Signature:
+        """One signature of one graph, its tensors shaped as the manifest says (`share`: see runtime)."""
+        return self._graphs[role].signature(key, self.manifest.graph(role)["signatures"][key], share)
 
     def _session(self, batch: int, cache: int) -> DecoderSession:
         """The decoder signature of one bucket, allocated on first use and kept."""
         if (batch, cache) not in self._decoders:
-            sig = self.signature(mf.DECODER, mf.decode_signature_name(batch, cache))
+            cross = {n: v for n, v in self._encoder.outputs.items() if n.startswith("cross_")}
+            sig = self.signature(mf.DECODER, mf.decode_signature_name(batch, cache), share=cross)
             self._decoders[(batch, cache)] = DecoderSession(sig, self.manifest.model["decoder_layers"],
                                                             self.manifest.model["image_tokens"])
         return self._decoders[(batch, cache)]

@@ -79,11 +79,11 @@ def weight_cache_file(sha256: str) -> Path | None:
     bundle directory itself may be read-only. None (pack in memory) if the directory
     cannot be written.
     """
-    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "florence-edge"
-    folder = Path(os.environ.get("FLORENCE_EDGE_CACHE") or default)
     try:
+        default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "florence-edge"
+        folder = Path(os.environ.get("FLORENCE_EDGE_CACHE") or default)
         folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: a service user without a home
         return None
     return folder / f"{sha256[:32]}.xnnpack" if os.access(folder, os.W_OK) else None
 
@@ -140,6 +140,17 @@ class Signature:
         self._run()
 
 
+def _bindable(array: np.ndarray, detail: dict) -> np.ndarray:
+    if not array.flags.c_contiguous:
+        raise FlorenceEdgeError("shared tensors must be contiguous")
+    flat = array.reshape(-1)  # a view: contiguous
+    if flat.size != int(np.prod(detail["shape"])) or flat.dtype != np.dtype(detail["dtype"]):
+        raise FlorenceEdgeError(f"cannot share a {flat.dtype}[{flat.size}] array as {detail['dtype']}{detail['shape']}")
+    if flat.ctypes.data % _ALIGNMENT:
+        raise FlorenceEdgeError("shared tensors must be 64-byte aligned")
+    return flat
+
+
 def _check_signature(key: str, available) -> None:
     if key not in available:
         raise FlorenceEdgeError(f"graph has no signature '{key}' (has: {', '.join(sorted(available))})")
@@ -178,15 +189,22 @@ class CompiledGraph:
         self._buffers = []
         self._model.close()
 
-    def signature(self, key: str, shapes: dict) -> Signature:
-        """Bind host memory to every tensor of `key`; `shapes` is the manifest's entry for it."""
+    def signature(self, key: str, shapes: dict, share: dict | None = None) -> Signature:
+        """Bind host memory to every tensor of `key`; `shapes` is the manifest's entry for it.
+
+        `share` maps input names to arrays (another signature's views) to bind instead of new
+        memory: the encoder's cross-attention outputs become every decoder signature's
+        inputs, with neither a copy per prompt nor a copy per signature.
+        """
         from ai_edge_litert.tensor_buffer import TensorBuffer
 
         _check_signature(key, self._model.get_signature_list())
+        share = share or {}
         arrays, buffers = {}, {}
         for side, details in (("inputs", self._model.get_input_tensor_details(key)),
                               ("outputs", self._model.get_output_tensor_details(key))):
-            arrays[side] = {n: _aligned_empty(int(np.prod(d["shape"])), d["dtype"]) for n, d in details.items()}
+            arrays[side] = {n: _bindable(share[n], d) if side == "inputs" and n in share
+                            else _aligned_empty(int(np.prod(d["shape"])), d["dtype"]) for n, d in details.items()}
             buffers[side] = {n: TensorBuffer.create_from_host_memory(a) for n, a in arrays[side].items()}
             self._buffers += buffers[side].values()
         model = self._model
@@ -214,7 +232,8 @@ class InterpreterGraph:
         except (ValueError, RuntimeError) as exc:
             raise FlorenceEdgeError(f"cannot load graph {path}: {exc}") from None
 
-    def signature(self, key: str, shapes: dict) -> Signature:
+    def signature(self, key: str, shapes: dict, share: dict | None = None) -> Signature:
+        """As `CompiledGraph.signature`, but an interpreter owns its tensors: `share` is ignored."""
         defs = self._interpreter._get_full_signature_list()
         _check_signature(key, defs)
         wrapper = self._interpreter._interpreter

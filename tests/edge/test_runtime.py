@@ -83,3 +83,15 @@ def test_model_loads_from_its_weight_cache_with_the_same_results(int8_bundle, tm
                                                                                  max_new_tokens=12).token_ids
     assert first == again == uncached
     assert sorted(p.name for p in tmp_path.iterdir()) == cached
+
+
+def test_decoder_signatures_read_the_encoder_outputs_in_place(int8_bundle):
+    from edge.model import Florence2
+
+    model = Florence2(int8_bundle[0], num_threads=1)
+    small, large = model._session(1, 16), model._session(3, 64)
+    for name, produced in model._encoder.outputs.items():
+        assert np.shares_memory(small.sig.inputs[name], produced)
+        assert np.shares_memory(large.sig.inputs[name], produced)
+    with pytest.raises(FlorenceEdgeError, match="cannot share"):
+        model.signature(mf.DECODER, mf.decode_signature_name(1, 16), share={"cross_k_0": np.zeros(3, np.float32)})
