@@ -11,7 +11,7 @@ import warnings
 
 @contextlib.contextmanager
 def quiet():
-    """Hold the converter's log lines (many written by C++ straight to fd 1/2); show them only on failure."""
+    """Hold native libraries' log lines (many written by C++ straight to fd 1/2); show them only on failure."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved = [os.dup(1), os.dup(2)]
