@@ -203,8 +203,8 @@ def decoder_inputs(dims: Dims, batch: int, cache: int) -> dict:
     for i in range(dims.decoder_layers):
         for kind in ("k", "v"):
             args[f"self_{kind}_{i}"] = torch.randn(batch, dims.heads, cache, dims.head_dim)
-            args[f"cross_{kind}_{i}"] = torch.randn(1, dims.heads, dims.encoder_len, dims.head_dim)
-        args[f"cross_k_{i}"] = args[f"cross_k_{i}"].transpose(2, 3).contiguous()
+        args[f"cross_k_{i}"] = torch.randn(1, dims.heads, dims.head_dim, dims.encoder_len)
+        args[f"cross_v_{i}"] = torch.randn(1, dims.heads, dims.encoder_len, dims.head_dim)
     return args
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 from tqdm import tqdm
-from transformers import Florence2ForConditionalGeneration
+from transformers import AutoProcessor, Florence2ForConditionalGeneration
 
 from converters.test_checkpoints import (
     PROMPT_CORPUS,
@@ -38,6 +38,7 @@ DEMO_SIZE = dict(
     window_size=6, d_model=192, layers=3, heads=4, ffn=512, vocab_pad=None,
 )
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+LABELS = [f"{c} {s}" for c in COLOURS for s in SHAPES]  # a shape's name, as `Shape.name` gives it
 
 
 def scene_corpus() -> list[str]:
@@ -49,8 +50,7 @@ def scene_corpus() -> list[str]:
     well: a label split in three repeats a 3-gram on its second object, which Florence-2's
     default no_repeat_ngram_size=3 then forbids (OD mAP 0.80 instead of 0.97).
     """
-    labels = [f"{c} {s}" for c in COLOURS for s in SHAPES]
-    words = [f"a {label}" for label in labels] + labels + list(SHAPES) + [f"{w} {w}" for w in WORDS]
+    words = [f"a {label}" for label in LABELS] + LABELS + list(SHAPES) + [f"{w} {w}" for w in WORDS]
     words += ["the", "and", ","]
     return (PROMPT_CORPUS + words + [caption(make_scene(seed)) for seed in range(200)]) * 3
 
@@ -58,7 +58,7 @@ def scene_corpus() -> list[str]:
 # What covers each cell of the vision tower's last feature map (one channel per colour
 # and shape, one per word) and that object's box in image coordinates: the content of
 # the teacher tokens.
-DENSE_CLASSES = [f"{c} {s}" for c in COLOURS for s in SHAPES] + list(WORDS)
+DENSE_CLASSES = LABELS + list(WORDS)
 DENSE_CHANNELS = len(DENSE_CLASSES) + 5  # classes, 4 box edges, "has a box"
 
 
@@ -166,8 +166,6 @@ class DemoTrainer:
         self.model.generation_config.max_new_tokens = 256
         out.mkdir(parents=True, exist_ok=True)
         self.save(out)  # writes the processor we train against
-        from transformers import AutoProcessor
-
         processor = AutoProcessor.from_pretrained(out, backend="pil")
         self.batcher = Batcher(processor)
         self.n_image = processor.num_image_tokens

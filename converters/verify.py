@@ -84,7 +84,7 @@ def graph_errors(source: Source, bundle: mf.Manifest, image: Image.Image) -> dic
 
     def litert(role, key):
         graph = open_graph(bundle.graph_path(role), 2, bundle.quantization)
-        sig = graph.signature(key, bundle.graph(role)["signatures"][key])
+        sig = graph.signature(key, bundle.signature(role, key))
         return lambda **inputs: {name: np.array(view) for name, view in sig(**inputs).items()}
 
     report = {}

@@ -66,6 +66,10 @@ class Manifest:
     def graph_path(self, role: str) -> Path:
         return self.root / self.graph(role)["file"]
 
+    def signature(self, role: str, key: str) -> dict:
+        """{"inputs"/"outputs": name -> {"shape", "dtype"}} of one signature, real shapes."""
+        return self.graph(role)["signatures"][key]
+
     def file_sha256(self, role: str) -> str:
         return self.raw["files"][self.graph(role)["file"]]["sha256"]
 

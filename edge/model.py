@@ -163,7 +163,7 @@ class Florence2:
 
     def signature(self, role: str, key: str, share: dict | None = None) -> Signature:
         """One signature of one graph, its tensors shaped as the manifest says (`share`: see runtime)."""
-        return self._graphs[role].signature(key, self.manifest.graph(role)["signatures"][key], share)
+        return self._graphs[role].signature(key, self.manifest.signature(role, key), share)
 
     def _session(self, batch: int, cache: int) -> DecoderSession:
         """The decoder signature of one bucket, allocated on first use and kept."""

@@ -2,8 +2,8 @@
 
 ai-edge-litert's CompiledModel is the runtime. It runs every op XNNPACK takes and,
 given a weight-cache file, packs each graph's weights once into that file and maps
-it on later loads: a decoder's signatures share one packed copy instead of one each,
-and loading takes milliseconds instead of seconds. tflite-runtime is accepted only
+it on later loads: a decoder's signatures share one packed copy instead of one each
+(527 -> 90 MB for base int8), and a base bundle loads in 1.0 s instead of 2.6 s. tflite-runtime is accepted only
 as a fallback for fp32 and weight-only bundles: it runs them several times slower
 (its signature path skips XNNPACK) and silently returns zeros for dynamic-int8 graphs.
 

@@ -24,7 +24,7 @@ def test_compiled_model_and_interpreter_agree_on_a_decoder_step(quant, fp32_bund
 
     m = mf.load_manifest({"fp32": fp32_bundle, "int8": int8_bundle}[quant][0])
     key = mf.decode_signature_name(1, 16)
-    shapes = m.graph(mf.DECODER)["signatures"][key]
+    shapes = m.signature(mf.DECODER, key)
     compiled = CompiledGraph(m.graph_path(mf.DECODER), 1, tmp_path / "decoder.xnnpack").signature(key, shapes)
     interpreted = InterpreterGraph(m.graph_path(mf.DECODER), 1, Interpreter).signature(key, shapes)
     for sig in (compiled, interpreted):
@@ -38,7 +38,7 @@ def test_compiled_model_and_interpreter_agree_on_a_decoder_step(quant, fp32_bund
 def test_inputs_are_read_in_place_and_outputs_are_live_views(int8_bundle):
     m = mf.load_manifest(int8_bundle[0])
     key = mf.decode_signature_name(1, 16)
-    sig = CompiledGraph(m.graph_path(mf.DECODER), 1, None).signature(key, m.graph(mf.DECODER)["signatures"][key])
+    sig = CompiledGraph(m.graph_path(mf.DECODER), 1, None).signature(key, m.signature(mf.DECODER, key))
     _decoder_inputs(sig)
     logits = sig.outputs["logits"]
     sig.invoke()
@@ -53,7 +53,7 @@ def test_inputs_are_read_in_place_and_outputs_are_live_views(int8_bundle):
 
 def test_a_manifest_shape_that_does_not_fit_the_graph_is_named(fp32_bundle):
     m = mf.load_manifest(fp32_bundle[0])
-    shapes = m.graph(mf.VISION)["signatures"][mf.VISION]
+    shapes = m.signature(mf.VISION, mf.VISION)
     wrong = {**shapes, "outputs": {"image_features": {"shape": [1, 2, 3], "dtype": "float32"}}}
     with pytest.raises(FlorenceEdgeError, match="image_features holds"):
         CompiledGraph(m.graph_path(mf.VISION), 1, None).signature(mf.VISION, wrong)
