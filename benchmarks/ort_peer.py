@@ -50,6 +50,11 @@ class TextEncoder(nn.Module):
 class DecoderWithPast(graphs.DecoderLayers):
     """One step attending over a past of any length; returns logits and the grown past."""
 
+    @staticmethod
+    def attend_once(q, k, v, bias):
+        # Matmuls, as the public ONNX ports have them (ONNX Runtime does not repack their operands).
+        return torch.softmax(q @ k.transpose(2, 3) + bias, dim=-1) @ v
+
     def forward(self, inputs_embeds, encoder_bias, *kv):
         d = self.dims
         n = len(self.layers)

@@ -22,10 +22,16 @@ def cross_bias(image_tokens: int, prompt_mask: np.ndarray) -> np.ndarray:
                            np.where(prompt_mask > 0, 0.0, MASKED).astype(np.float32)], axis=1)
 
 
-def _copy(target: np.ndarray, source: np.ndarray) -> None:
-    # Where the runtime binds the encoder's outputs as the decoder's inputs they are one array.
-    if not np.shares_memory(target, source):
+def _copy(target, source) -> None:
+    # The compiled runtime binds the encoder's outputs as the decoder's inputs: one tensor.
+    if target is not source:
         target[...] = source
+
+
+def _by_position(name: str, tensor: np.ndarray) -> np.ndarray:
+    """A cache tensor as [batch, heads, position, head_dim]: the graphs store K transposed
+    ([batch, heads, head_dim, position]) so a step's score matmul needs no TRANSPOSE."""
+    return tensor.transpose(0, 1, 3, 2) if name.startswith("self_k_") else tensor
 
 
 class DecoderSession:
@@ -33,10 +39,10 @@ class DecoderSession:
 
     def __init__(self, signature: Signature, layers: int, image_tokens: int):
         self.sig = signature
-        self.size = signature.inputs["self_k_0"].shape[2]
         self.image_tokens = image_tokens
         names = [f"self_{kind}_{i}" for i in range(layers) for kind in ("k", "v")]
-        self._cache = [signature.inputs[n] for n in names]
+        self._cache = [_by_position(n, signature.inputs[n]) for n in names]  # views: writes reach the graph
+        self.size = self._cache[0].shape[2]
         self._new = [signature.outputs[n.replace("self_", "new_")] for n in names]
         self._tokens = signature.inputs["token_ids"]
         self._position = signature.inputs["position"]

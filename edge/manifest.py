@@ -14,7 +14,7 @@ from pathlib import Path
 from edge.errors import FlorenceEdgeError
 
 FORMAT = "florence-edge-bundle"
-FORMAT_VERSION = 2  # 2: flat graph tensors, cross-attention K stored transposed
+FORMAT_VERSION = 3  # 3: host tensors flat, cross-attention K/V in their shapes, self-attention K transposed
 MANIFEST_NAME = "manifest.json"
 TOKENIZER_NAME = "tokenizer.json"
 

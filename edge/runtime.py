@@ -7,10 +7,12 @@ it on later loads: a decoder's signatures share one packed copy instead of one e
 as a fallback for fp32 and weight-only bundles: it runs them several times slower
 (its signature path skips XNNPACK) and silently returns zeros for dynamic-int8 graphs.
 
-Graphs take and return flat (1-D) tensors: the compiled model binds numpy memory
-without a copy only as 1-D buffers. A `Signature` shows them in their real shapes
-(from the manifest) as views, so inputs are written in place (a KV-cache slice, not
-the whole cache) and outputs are read without a copy.
+Tensors the host reads or writes are flat (1-D) in the graphs: the compiled model
+binds numpy memory without a copy only as 1-D buffers. A `Signature` shows them in
+their real shapes (from the manifest) as views, so inputs are written in place (a
+KV-cache slice, not the whole cache) and outputs are read without a copy. Tensors
+only graphs touch (cross-attention K/V) keep their shapes and live in runtime
+memory as `DeviceTensor`s, handed from the encoder to the decoder without a copy.
 """
 
 from __future__ import annotations
@@ -140,15 +142,39 @@ class Signature:
         self._run()
 
 
-def _bindable(array: np.ndarray, detail: dict) -> np.ndarray:
-    if not array.flags.c_contiguous:
-        raise FlorenceEdgeError("shared tensors must be contiguous")
-    flat = array.reshape(-1)  # a view: contiguous
-    if flat.size != int(np.prod(detail["shape"])) or flat.dtype != np.dtype(detail["dtype"]):
-        raise FlorenceEdgeError(f"cannot share a {flat.dtype}[{flat.size}] array as {detail['dtype']}{detail['shape']}")
-    if flat.ctypes.data % _ALIGNMENT:
-        raise FlorenceEdgeError("shared tensors must be 64-byte aligned")
-    return flat
+class DeviceTensor:
+    """A tensor in runtime memory, in its graph shape; the host writes or reads it whole, by copy.
+
+    `t[...] = array` writes and `np.array(t)` reads, as for a numpy view.
+    """
+
+    def __init__(self, buffer, shape, dtype):
+        self.buffer = buffer
+        self.shape = tuple(int(n) for n in shape)
+        self.dtype = np.dtype(dtype)
+
+    def __setitem__(self, key, value) -> None:
+        if key is not Ellipsis:
+            raise TypeError("a DeviceTensor is written whole: t[...] = array")
+        self.buffer.write(np.broadcast_to(np.asarray(value, self.dtype), self.shape))
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        array = self.buffer.read(int(np.prod(self.shape)), self.dtype).reshape(self.shape)
+        return array if dtype is None else array.astype(dtype)
+
+
+def _is_device(detail: dict) -> bool:
+    # The converter leaves only graph-only tensors unflattened.
+    return len(detail["shape"]) > 1
+
+
+def _shareable(tensor, name: str, detail: dict) -> DeviceTensor:
+    if not isinstance(tensor, DeviceTensor) or not _is_device(detail):
+        raise FlorenceEdgeError(f"input {name} cannot be shared: only graph-only tensors are")
+    if tensor.shape != tuple(detail["shape"]) or tensor.dtype != np.dtype(detail["dtype"]):
+        raise FlorenceEdgeError(f"cannot share a {tensor.dtype}{list(tensor.shape)} tensor as "
+                                f"{name}: {np.dtype(detail['dtype'])}{list(detail['shape'])}")
+    return tensor
 
 
 def _check_signature(key: str, available) -> None:
@@ -156,11 +182,12 @@ def _check_signature(key: str, available) -> None:
         raise FlorenceEdgeError(f"graph has no signature '{key}' (has: {', '.join(sorted(available))})")
 
 
-def _view(flat: np.ndarray, name: str, shapes: dict) -> np.ndarray:
+def _view(tensor, name: str, shapes: dict):
     shape = shapes[name]["shape"]
-    if flat.size != int(np.prod(shape)):
-        raise FlorenceEdgeError(f"tensor {name} holds {flat.size} values, the manifest says {shape}")
-    return flat.reshape(shape)
+    size = int(np.prod(tensor.shape))
+    if size != int(np.prod(shape)):
+        raise FlorenceEdgeError(f"tensor {name} holds {size} values, the manifest says {shape}")
+    return tensor if isinstance(tensor, DeviceTensor) else tensor.reshape(shape)
 
 
 class CompiledGraph:
@@ -190,23 +217,22 @@ class CompiledGraph:
         self._model.close()
 
     def signature(self, key: str, shapes: dict, share: dict | None = None) -> Signature:
-        """Bind host memory to every tensor of `key`; `shapes` is the manifest's entry for it.
+        """Bind memory to every tensor of `key`; `shapes` is the manifest's entry for it.
 
-        `share` maps input names to arrays (another signature's views) to bind instead of new
-        memory: the encoder's cross-attention outputs become every decoder signature's
-        inputs, with neither a copy per prompt nor a copy per signature.
+        Flat tensors get host memory; graph-only tensors get runtime memory, or for inputs
+        the `DeviceTensor` that `share` maps their name to (another signature's output):
+        the encoder's cross-attention outputs are every decoder signature's inputs, with
+        neither a copy per prompt nor a copy per signature.
         """
-        from ai_edge_litert.tensor_buffer import TensorBuffer
-
         _check_signature(key, self._model.get_signature_list())
         share = share or {}
-        arrays, buffers = {}, {}
+        tensors, buffers = {}, {}
         for side, details in (("inputs", self._model.get_input_tensor_details(key)),
                               ("outputs", self._model.get_output_tensor_details(key))):
-            arrays[side] = {n: _bindable(share[n], d) if side == "inputs" and n in share
-                            else _aligned_empty(int(np.prod(d["shape"])), d["dtype"]) for n, d in details.items()}
-            buffers[side] = {n: TensorBuffer.create_from_host_memory(a) for n, a in arrays[side].items()}
-            self._buffers += buffers[side].values()
+            bound = {n: self._bind(key, side, n, d, share.get(n) if side == "inputs" else None)
+                     for n, d in details.items()}
+            tensors[side] = {n: t for n, (t, _) in bound.items()}
+            buffers[side] = {n: b for n, (_, b) in bound.items()}
         model = self._model
 
         done = []
@@ -219,8 +245,27 @@ class CompiledGraph:
                 model.run_by_name(key, buffers["inputs"], buffers["outputs"])
             done.append(True)
 
-        views = {side: {n: _view(a, n, shapes[side]) for n, a in arrays[side].items()} for side in arrays}
-        return Signature(key, views["inputs"], views["outputs"], run, owner=(model, buffers))
+        views = {side: {n: _view(t, n, shapes[side]) for n, t in tensors[side].items()} for side in tensors}
+        return Signature(key, views["inputs"], views["outputs"], run, owner=(model, buffers, tensors))
+
+    def _bind(self, key: str, side: str, name: str, detail: dict, shared):
+        """(tensor, its buffer): the shared tensor, runtime memory for a graph-only tensor, else numpy
+        memory bound zero-copy."""
+        from ai_edge_litert.tensor_buffer import TensorBuffer
+
+        if shared is not None:
+            tensor = _shareable(shared, name, detail)
+            return tensor, tensor.buffer  # the signature that made it owns it
+        if _is_device(detail):
+            make = (self._model.create_input_buffer_by_name if side == "inputs"
+                    else self._model.create_output_buffer_by_name)
+            tensor = DeviceTensor(make(key, name), detail["shape"], detail["dtype"])
+            buffer = tensor.buffer
+        else:
+            tensor = _aligned_empty(int(np.prod(detail["shape"])), detail["dtype"])
+            buffer = TensorBuffer.create_from_host_memory(tensor)
+        self._buffers.append(buffer)
+        return tensor, buffer
 
 
 class InterpreterGraph:

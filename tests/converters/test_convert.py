@@ -51,7 +51,9 @@ def test_manifest_describes_the_bundle(fp32_bundle, tiny_source):
     assert sorted(decoder["signatures"]) == sorted(mf.decode_signature_name(b, s) for b, s in
                                                     [(1, 16), (1, 64), (3, 16), (3, 64)])
     sig = decoder["signatures"]["decode_b3_s64"]
-    assert sig["inputs"]["self_k_0"]["shape"] == [3, 4, 64, 16]
+    assert sig["inputs"]["self_k_0"]["shape"] == [3, 4, 16, 64]  # K transposed: [batch, heads, head_dim, cache]
+    assert sig["inputs"]["self_v_0"]["shape"] == [3, 4, 64, 16]
+    assert sig["inputs"]["cross_k_0"]["shape"] == [1, 4, manifest["model"]["encoder_len"], 16]
     assert sig["outputs"]["logits"]["shape"] == [3, manifest["model"]["vocab_size"]]
     assert manifest["quantization"]["name"] == "fp32"
     assert manifest["tools"]["litert-torch"]

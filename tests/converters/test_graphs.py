@@ -30,13 +30,13 @@ def test_padded_encoder_and_cached_decoder_steps_match_full_forward(tiny_checkpo
 
         cache_size = 8
         step = graphs.DecoderStepGraph(model, dims, cache_size)
-        cache = {f"self_{k}_{i}": torch.randn(1, dims.heads, cache_size, dims.head_dim)  # stale entries: masked
-                 for i in range(dims.decoder_layers) for k in "kv"}
+        cache = {n: t for n, t in graphs.decoder_inputs(dims, 1, cache_size).items()  # random: stale, masked
+                 if n.startswith("self_")}
         bias = torch.zeros(1, dims.encoder_len)
         bias[:, dims.image_tokens + 6:] = graphs.MASKED
         for pos in range(target.shape[1]):
             out = step(target[:, pos:pos + 1].int(), torch.tensor([pos], dtype=torch.int32), bias, **cache, **cross)
             torch.testing.assert_close(out["logits"][0], ref[pos], atol=1e-5, rtol=1e-5)
             for i in range(dims.decoder_layers):
-                cache[f"self_k_{i}"][:, :, pos] = out[f"new_k_{i}"][:, :, 0]
+                cache[f"self_k_{i}"][:, :, :, pos] = out[f"new_k_{i}"][:, :, 0]  # K is stored transposed
                 cache[f"self_v_{i}"][:, :, pos] = out[f"new_v_{i}"][:, :, 0]

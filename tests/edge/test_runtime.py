@@ -6,7 +6,7 @@ import pytest
 
 from edge import manifest as mf
 from edge.errors import FlorenceEdgeError
-from edge.runtime import CompiledGraph, InterpreterGraph, weight_cache_file
+from edge.runtime import CompiledGraph, DeviceTensor, InterpreterGraph, weight_cache_file
 
 
 def _decoder_inputs(sig, seed=0):
@@ -85,13 +85,29 @@ def test_model_loads_from_its_weight_cache_with_the_same_results(int8_bundle, tm
     assert sorted(p.name for p in tmp_path.iterdir()) == cached
 
 
+def test_graph_only_tensors_stay_in_runtime_memory_and_host_tensors_are_numpy(int8_bundle):
+    m = mf.load_manifest(int8_bundle[0])
+    sig = CompiledGraph(m.graph_path(mf.ENCODER), 1, None).signature(mf.ENCODER, m.signature(mf.ENCODER, mf.ENCODER))
+    assert {n for n, t in sig.outputs.items() if isinstance(t, DeviceTensor)} == set(sig.outputs)
+    assert all(isinstance(t, np.ndarray) for t in sig.inputs.values())
+    k = sig.outputs["cross_k_0"]
+    assert k.shape == tuple(m.signature(mf.ENCODER, mf.ENCODER)["outputs"]["cross_k_0"]["shape"])
+    values = np.random.default_rng(0).standard_normal(k.shape).astype(np.float32)
+    k[...] = values
+    np.testing.assert_array_equal(np.array(k), values)
+
+
 def test_decoder_signatures_read_the_encoder_outputs_in_place(int8_bundle):
     from edge.model import Florence2
 
     model = Florence2(int8_bundle[0], num_threads=1)
     small, large = model._session(1, 16), model._session(3, 64)
     for name, produced in model._encoder.outputs.items():
-        assert np.shares_memory(small.sig.inputs[name], produced)
-        assert np.shares_memory(large.sig.inputs[name], produced)
-    with pytest.raises(FlorenceEdgeError, match="cannot share"):
-        model.signature(mf.DECODER, mf.decode_signature_name(1, 16), share={"cross_k_0": np.zeros(3, np.float32)})
+        assert small.sig.inputs[name] is produced
+        assert large.sig.inputs[name] is produced
+    key = mf.decode_signature_name(1, 16)
+    with pytest.raises(FlorenceEdgeError, match="input cross_k_0 cannot be shared"):
+        model.signature(mf.DECODER, key, share={"cross_k_0": np.zeros(3, np.float32)})
+    wrong = DeviceTensor(model._encoder.outputs["cross_k_0"].buffer, (1, 2, 3), np.float32)
+    with pytest.raises(FlorenceEdgeError, match=r"cannot share a float32\[1, 2, 3\] tensor as cross_k_0"):
+        model.signature(mf.DECODER, key, share={"cross_k_0": wrong})
