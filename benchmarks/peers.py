@@ -32,6 +32,8 @@ from converters.convert import convert  # noqa: E402
 from converters.source import load_source  # noqa: E402
 from converters.test_checkpoints import write_test_checkpoint  # noqa: E402
 from edge.bench import decode_fixed, peak_rss_mb  # noqa: E402
+from edge.errors import FlorenceEdgeError  # noqa: E402
+from edge.manifest import load_manifest  # noqa: E402
 from edge.model import Florence2  # noqa: E402
 from edge.preprocess import pixel_values  # noqa: E402
 from edge.scenes import make_scene  # noqa: E402
@@ -83,10 +85,18 @@ def prepare(work: Path) -> tuple[Path, dict[str, Path]]:
     bundles = {}
     for quant in ("int8", "fp32"):
         bundles[quant] = work / f"florence-edge-{quant}"
-        if not (bundles[quant] / "manifest.json").exists():
+        if not _current(bundles[quant]):
             print(f"[peers] converting ({quant})", file=sys.stderr)
             convert(str(ckpt), bundles[quant], quant=quant, force=True)
     return ckpt, bundles
+
+
+def _current(bundle: Path) -> bool:
+    try:
+        load_manifest(bundle)
+    except FlorenceEdgeError:  # missing, or an older format: convert again
+        return False
+    return True
 
 
 def measure_transformers(source, image, prompt_ids, threads, new_tokens, reps) -> dict:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from converters.vision_layout import ChannelsLastVision
 from edge.kv_cache import MASKED
 
 
@@ -57,14 +58,15 @@ class Dims:
 
 
 class VisionGraph(nn.Module):
-    """pixel_values [1,3,H,W] -> image_features [1, image_tokens, d_model]."""
+    """pixel_values [1,3,H,W] -> image_features [1, image_tokens, d_model] (the tower run channels-last)."""
 
     def __init__(self, model):
         super().__init__()
-        self.model = model
+        self.tower = ChannelsLastVision(model.model.vision_tower)
+        self.projector = model.model.multi_modal_projector
 
     def forward(self, pixel_values):
-        return {"image_features": self.model.get_image_features(pixel_values).pooler_output}
+        return {"image_features": self.projector(self.tower(pixel_values))}
 
 
 class EncoderGraph(nn.Module):

@@ -40,3 +40,13 @@ def test_padded_encoder_and_cached_decoder_steps_match_full_forward(tiny_checkpo
             for i in range(dims.decoder_layers):
                 cache[f"self_k_{i}"][:, :, :, pos] = out[f"new_k_{i}"][:, :, 0]  # K is stored transposed
                 cache[f"self_v_{i}"][:, :, pos] = out[f"new_v_{i}"][:, :, 0]
+
+
+def test_channels_last_vision_graph_matches_get_image_features(tiny_checkpoint):
+    model = Florence2ForConditionalGeneration.from_pretrained(tiny_checkpoint).eval()
+    pixels = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ours = graphs.VisionGraph(model)(pixels)["image_features"]
+        ref = model.get_image_features(pixels).pooler_output
+    assert ours.shape == ref.shape
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
