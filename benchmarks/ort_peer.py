@@ -20,6 +20,17 @@ from converters import graphs
 from edge.decoding import process_scores
 
 
+class Vision(nn.Module):
+    """The tower as transformers writes it (NCHW), as the public ONNX ports export it."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values):
+        return self.model.get_image_features(pixel_values).pooler_output
+
+
 class EmbedTokens(nn.Module):
     def __init__(self, model):
         super().__init__()
@@ -83,7 +94,7 @@ def export(model, dims, out: Path) -> dict[str, Path]:
     heads = (1, dims.heads, 3, dims.head_dim)
     cross_shape = (1, dims.heads, dims.encoder_len, dims.head_dim)
     plans = {
-        "vision": (graphs.VisionGraph(model), (torch.randn(1, 3, dims.image_size, dims.image_size),),
+        "vision": (Vision(model), (torch.randn(1, 3, dims.image_size, dims.image_size),),
                    ["pixel_values"], ["image_features"], {}),
         "embed": (EmbedTokens(model), (torch.zeros(1, 8, dtype=torch.int64),), ["input_ids"], ["embeds"],
                   {"input_ids": {1: "len"}, "embeds": {1: "len"}}),
