@@ -91,8 +91,9 @@ def bench(bundle, tasks=("<CAPTION>",), threads=(4,), reps: int = 5, warmup: int
     rows = []
     bundle_mb = sum(f.stat().st_size for f in Path(bundle).iterdir() if f.is_file()) / 1e6
     # The first load ever writes the packed-weight cache; every load timed below reads it.
-    Florence2(bundle, threads[0])
+    Florence2(bundle, threads[0]).close()
     for n_threads in threads:
+        reset_peak_rss()  # each thread count's peak is its own model's, not the previous one's
         model, load_ms = _timed(Florence2, bundle, n_threads)
         for task in tasks:
             vision, encoder, first, steps = [], [], [], []
@@ -119,7 +120,16 @@ def bench(bundle, tasks=("<CAPTION>",), threads=(4,), reps: int = 5, warmup: int
                 quantization=model.manifest.quantization, cpu=cpu_name(),
                 os=f"{platform.system()} {platform.release()}", runtime=runtime_version(), commit=commit(),
             ))
+        model.close()
     return rows
+
+
+def reset_peak_rss() -> None:
+    """Start VmHWM again from the current RSS (Linux); elsewhere the peak stays the process'."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
 
 
 def peak_rss_mb() -> float:

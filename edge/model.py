@@ -70,9 +70,20 @@ class Florence2:
         self._decoders: dict[tuple[int, int], DecoderSession] = {}
         self.codec = TextCodec(m.root / mf.TOKENIZER_NAME, m.tokens)
 
+    def close(self) -> None:
+        """Free the native graphs and their memory now, rather than at exit; the model cannot run afterwards."""
+        for graph in self._graphs.values():
+            graph.close()
+        self._graphs = {}
+
+    def _check_open(self) -> None:
+        if not self._graphs:
+            raise FlorenceEdgeError("this model was closed; load the bundle again")
+
     # ---- image ----
     def encode(self, image) -> Encoded:
         """Run the vision graph once; pass the result to `run`/`stream` for each task."""
+        self._check_open()
         img = load_image(image)
         im = self.manifest.image
         pixels = pixel_values(img, (im["height"], im["width"]), im["mean"], im["std"], im["resample"],
@@ -138,6 +149,7 @@ class Florence2:
 
     def encode_prompt(self, enc: Encoded, task: str, text: str | None, settings: DecodeSettings) -> GrowingDecoder:
         """Run the text encoder once for a task's prompt; return a decoder session holding its K/V."""
+        self._check_open()
         prompt = build_prompt(self.manifest.tasks, task, text)
         ids, mask = self.codec.prompt_ids(prompt, self.manifest.model["prompt_len"])
         cross = self._encoder(image_features=enc.features, prompt_ids=ids, prompt_mask=mask)

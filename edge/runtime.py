@@ -210,7 +210,10 @@ class CompiledGraph:
         _OPEN.add(self)
 
     def close(self) -> None:
-        """Free the native model and buffers now (signatures of this graph stop working)."""
+        """Free the native model and buffers now (signatures of this graph stop working); idempotent."""
+        if self not in _OPEN:
+            return
+        _OPEN.discard(self)
         for buffer in self._buffers:
             buffer.destroy()
         self._buffers = []
@@ -276,6 +279,10 @@ class InterpreterGraph:
             self._interpreter = interpreter_class(model_path=str(path), num_threads=num_threads)
         except (ValueError, RuntimeError) as exc:
             raise FlorenceEdgeError(f"cannot load graph {path}: {exc}") from None
+
+    def close(self) -> None:
+        """Drop this graph's reference to the interpreter (its signatures keep theirs)."""
+        self._interpreter = None
 
     def signature(self, key: str, shapes: dict, share: dict | None = None) -> Signature:
         """As `CompiledGraph.signature`, but an interpreter owns its tensors: `share` is ignored."""

@@ -1,6 +1,9 @@
 import json
+from pathlib import Path
 
-from edge.bench import bench, format_rows
+import pytest
+
+from edge.bench import bench, format_rows, peak_rss_mb, reset_peak_rss
 from edge.cli import main
 
 
@@ -29,3 +32,14 @@ def test_bench_command_prints_table_on_stdout_and_progress_on_stderr(fp32_bundle
     assert json.loads(captured.out)[0]["new_tokens"] == 3
     assert "[florence-edge] bench" in captured.err
     assert main(["bench", "-m", str(fp32_bundle[0]), "--new-tokens", "0"]) == 2
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux only")
+def test_peak_rss_starts_again_from_the_current_rss():
+    import numpy as np
+
+    block = np.ones(200 * 2**20 // 8)  # 200 MB, touched
+    before = peak_rss_mb()
+    del block
+    reset_peak_rss()
+    assert peak_rss_mb() < before - 150

@@ -20,3 +20,21 @@ def test_import_and_full_run_load_no_torch_or_converters(fp32_bundle):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("ok")
+
+
+def test_a_closed_model_refuses_to_run_by_name(fp32_bundle):
+    import numpy as np
+    import pytest
+
+    from edge import Florence2
+    from edge.errors import FlorenceEdgeError
+
+    model = Florence2(fp32_bundle[0], num_threads=1)
+    image = np.zeros((32, 32, 3), np.uint8)
+    encoded = model.encode(image)
+    model.close()
+    model.close()  # twice is harmless
+    with pytest.raises(FlorenceEdgeError, match="closed"):
+        model.encode(image)
+    with pytest.raises(FlorenceEdgeError, match="closed"):
+        model.run(encoded, "<CAPTION>")
