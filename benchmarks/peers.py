@@ -33,7 +33,7 @@ from converters.source import load_source  # noqa: E402
 from converters.test_checkpoints import write_test_checkpoint  # noqa: E402
 from edge.bench import decode_fixed, peak_rss_mb  # noqa: E402
 from edge.errors import FlorenceEdgeError  # noqa: E402
-from edge.manifest import load_manifest  # noqa: E402
+from edge.manifest import decode_signature_name, load_manifest  # noqa: E402
 from edge.model import Florence2  # noqa: E402
 from edge.preprocess import pixel_values  # noqa: E402
 from edge.scenes import make_scene  # noqa: E402
@@ -229,7 +229,8 @@ def main(argv=None) -> int:
     for res in results.values():
         res["decode"] = res["step"] * n
     bandwidth = read_bandwidth_gbs(t)
-    decoder_mb = decoder_weight_bytes(bundles["int8"] / "decoder.tflite", "decode_b1_s64") / 1e6
+    step_signature = decode_signature_name(1, 64, min(model_dims["prompt_lens"]))
+    decoder_mb = decoder_weight_bytes(bundles["int8"] / "decoder.tflite", step_signature) / 1e6
     floor_ms = decoder_mb / 1e3 / bandwidth * 1e3
     rss = peak_rss_of_run(bundles["int8"], image_path, t)
 

@@ -63,13 +63,14 @@ def image_settings(source: Source) -> dict:
             "rescale_factor": float(ip.rescale_factor)}
 
 
-def model_dims(dims: Dims, source: Source) -> dict:
+def model_dims(dims: Dims, prompt_lens: list[int], source: Source) -> dict:
+    """The model's sizes; `prompt_len` (and `encoder_len`) are the longest prompt's."""
     vision = source.model.config.vision_config
     return {
         "d_model": dims.d_model, "encoder_layers": dims.encoder_layers, "decoder_layers": dims.decoder_layers,
         "heads": dims.heads, "head_dim": dims.head_dim, "vocab_size": dims.vocab_size,
         "image_tokens": dims.image_tokens, "prompt_len": dims.prompt_len, "encoder_len": dims.encoder_len,
-        "max_positions": dims.max_positions,
+        "prompt_lens": sorted(prompt_lens), "max_positions": dims.max_positions,
         "vision": {"embed_dim": list(vision.embed_dim), "depths": list(vision.depths),
                    "num_heads": list(vision.num_heads), "window_size": vision.window_size},
     }
@@ -104,7 +105,8 @@ def tool_versions() -> dict:
     return versions
 
 
-def build_manifest(source: Source, dims: Dims, buckets, quantization: dict, out_dir: Path, shapes: dict) -> dict:
+def build_manifest(source: Source, dims: Dims, buckets, prompt_lens, quantization: dict, out_dir: Path,
+                   shapes: dict) -> dict:
     """`shapes`: role -> signature -> real tensor shapes, as `export.convert_graphs` returns them."""
     graphs = {role: {"file": name, "signatures": signatures_of(out_dir / name, shapes[role])}
               for role, name in GRAPH_FILES.items()}
@@ -115,7 +117,7 @@ def build_manifest(source: Source, dims: Dims, buckets, quantization: dict, out_
         "format_version": mf.FORMAT_VERSION,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "source": {"id": source.ident, "revision": source.revision},
-        "model": model_dims(dims, source),
+        "model": model_dims(dims, prompt_lens, source),
         "image": image_settings(source),
         "special_tokens": special_tokens(source),
         "tasks": task_table(source),

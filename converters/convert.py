@@ -18,7 +18,9 @@ from converters.graphs import Dims
 from converters.source import load_source
 
 DEFAULT_CACHES = (64, 256, 1024)
-DEFAULT_PROMPT_LEN = 128
+# Every fixed task prompt fits 32 tokens (the longest, a region task, takes 19); 128 leaves
+# room for grounding phrases and referring expressions.
+DEFAULT_PROMPT_LENS = (32, 128)
 
 
 @contextlib.contextmanager
@@ -51,7 +53,7 @@ def _install(staging: Path, out: Path) -> None:
 
 
 def convert(src: str, out, quant: str = "int8", caches=DEFAULT_CACHES, beams: int | None = None,
-            prompt_len: int = DEFAULT_PROMPT_LEN, force: bool = False,
+            prompt_lens=DEFAULT_PROMPT_LENS, force: bool = False,
             verify_tokens: int = verify.DEFAULT_TOKENS) -> dict:
     """Python twin of `florence-edge convert`; returns the written manifest."""
     out = Path(out).expanduser()
@@ -62,9 +64,10 @@ def convert(src: str, out, quant: str = "int8", caches=DEFAULT_CACHES, beams: in
         source = load_source(src)
     text = source.model.config.text_config
     max_prompt = text.max_position_embeddings - source.image_tokens
-    if not 8 <= prompt_len <= max_prompt:
-        raise ConversionError(f"--prompt-len must be between 8 and {max_prompt} for this model")
-    dims = Dims.from_model(source.model, source.image_size[0], source.image_tokens, prompt_len)
+    prompt_lens = sorted({int(p) for p in prompt_lens})
+    if not prompt_lens or not all(8 <= p <= max_prompt for p in prompt_lens):
+        raise ConversionError(f"--prompt-lens must be between 8 and {max_prompt} for this model")
+    dims = Dims.from_model(source.model, source.image_size[0], source.image_tokens, prompt_lens[-1])
     beams = beams or int(source.model.generation_config.num_beams or 1)
     buckets = decoder_buckets(caches, beams, text.max_position_embeddings)
 
@@ -73,7 +76,7 @@ def convert(src: str, out, quant: str = "int8", caches=DEFAULT_CACHES, beams: in
         work, staging = Path(tmp) / "fp32", Path(tmp) / "bundle"
         work.mkdir()
         staging.mkdir()
-        float_paths, shapes = export.convert_graphs(source.model, dims, buckets, work, _stage)
+        float_paths, shapes = export.convert_graphs(source.model, dims, buckets, prompt_lens, work, _stage)
         with _stage(f"quantize ({quant})"):
             for role, path in float_paths.items():
                 target = staging / bw.GRAPH_FILES[role]
@@ -84,7 +87,7 @@ def convert(src: str, out, quant: str = "int8", caches=DEFAULT_CACHES, beams: in
                     recipes.quantize_file(str(path), str(target), recipe)
         with _stage("write tokenizer and manifest"):
             bw.write_tokenizer(source, staging)
-            manifest = bw.build_manifest(source, dims, buckets, recipes.describe(quant), staging, shapes)
+            manifest = bw.build_manifest(source, dims, buckets, prompt_lens, recipes.describe(quant), staging, shapes)
             bw.write_manifest(manifest, staging)
         with _stage("verify against PyTorch"):
             manifest["parity"] = verify.parity_report(source, staging, verify_tokens)
@@ -107,21 +110,27 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="decoder self-attention cache sizes (comma-separated)")
     parser.add_argument("--beams", type=int, default=None,
                         help="beam width with its own decoder signature (default: the checkpoint's num_beams)")
-    parser.add_argument("--prompt-len", type=int, default=DEFAULT_PROMPT_LEN, help="fixed prompt length in tokens")
+    parser.add_argument("--prompt-lens", default=",".join(map(str, DEFAULT_PROMPT_LENS)),
+                        help="prompt lengths in tokens with their own signatures (comma-separated; the longest is "
+                             "the limit)")
     parser.add_argument("--verify-tokens", type=int, default=verify.DEFAULT_TOKENS,
                         help="new tokens per verification case")
     parser.add_argument("--force", action="store_true", help="replace bundle files in an existing output directory")
 
 
+def _integers(flag: str, text: str) -> list[int]:
+    try:
+        return [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        raise ConversionError(f"{flag} must be integers, got {text!r}") from None
+
+
 def main(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
-        caches = [int(c) for c in args.cache_sizes.split(",") if c.strip()]
-    except ValueError:
-        print(f"florence-edge convert: --cache-sizes must be integers, got {args.cache_sizes!r}", file=sys.stderr)
-        return 2
-    try:
-        manifest = convert(args.src, args.output, args.quant, caches, args.beams, args.prompt_len, args.force,
+        caches = _integers("--cache-sizes", args.cache_sizes)
+        prompt_lens = _integers("--prompt-lens", args.prompt_lens)
+        manifest = convert(args.src, args.output, args.quant, caches, args.beams, prompt_lens, args.force,
                            args.verify_tokens)
     except ConversionError as exc:
         print(f"florence-edge convert: {exc}", file=sys.stderr)

@@ -2,30 +2,37 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from converters import graphs
-from edge.manifest import DECODER, ENCODER, VISION, decode_signature_name
+from edge.manifest import DECODER, ENCODER, VISION, decode_signature_name, encode_signature_name
 from edge.quiet import quiet
 
 
-def convert_graphs(model, dims: graphs.Dims, buckets: list[tuple[int, int]], out_dir: Path,
-                   progress) -> tuple[dict, dict]:
+def convert_graphs(model, dims: graphs.Dims, buckets: list[tuple[int, int]], prompt_lens: list[int],
+                   out_dir: Path, progress) -> tuple[dict, dict]:
     """Write vision/encoder/decoder fp32 .tflite files into out_dir.
+
+    The text encoder has a signature per prompt length, the decoder one per (batch,
+    cache, prompt length): a short prompt's encoder and every decoder step then run
+    over 577 + 32 positions, not 577 + 128.
 
     Returns role -> path and role -> signature -> {"inputs"/"outputs": name -> shape},
     the tensors' real shapes (the files hold them flat).
     """
     import litert_torch
 
+    per_prompt = {p: replace(dims, prompt_len=p) for p in prompt_lens}
     plans = {
         VISION: [(VISION, graphs.VisionGraph(model), graphs.vision_inputs(dims))],
-        ENCODER: [(ENCODER, graphs.EncoderGraph(model, dims), graphs.encoder_inputs(dims))],
+        ENCODER: [(encode_signature_name(p), graphs.EncoderGraph(model, d), graphs.encoder_inputs(d))
+                  for p, d in per_prompt.items()],
         DECODER: [
-            (decode_signature_name(b, s), graphs.DecoderStepGraph(model, dims, s), graphs.decoder_inputs(dims, b, s))
-            for b, s in buckets
+            (decode_signature_name(b, s, p), graphs.DecoderStepGraph(model, d, s), graphs.decoder_inputs(d, b, s))
+            for p, d in per_prompt.items() for b, s in buckets
         ],
     }
     paths, shapes = {}, {}

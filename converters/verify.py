@@ -93,7 +93,8 @@ def graph_errors(source: Source, bundle: mf.Manifest, image: Image.Image) -> dic
         report[mf.VISION] = _errors(litert(mf.VISION, mf.VISION)(pixel_values=pixels)["image_features"], ref)
         enc_ref = graphs.EncoderGraph(model, dims)(torch.from_numpy(ref), torch.from_numpy(prompt),
                                                    torch.from_numpy(mask))
-        enc_ours = litert(mf.ENCODER, mf.ENCODER)(image_features=ref, prompt_ids=prompt, prompt_mask=mask)
+        enc_ours = litert(mf.ENCODER, mf.encode_signature_name(dims.prompt_len))(image_features=ref, prompt_ids=prompt,
+                                                                                 prompt_mask=mask)
         names = sorted(enc_ref)
         report[mf.ENCODER] = _errors(_concat(enc_ours, names), _concat(enc_ref, names))
 
@@ -104,7 +105,7 @@ def graph_errors(source: Source, bundle: mf.Manifest, image: Image.Image) -> dic
         inputs["token_ids"][:] = bundle.tokens["bos"]
         inputs["cross_bias"] = cross_bias(dims.image_tokens, mask)
         dec_ref = graphs.DecoderStepGraph(model, dims, cache)(**{k: torch.from_numpy(v) for k, v in inputs.items()})
-        dec_ours = litert(mf.DECODER, mf.decode_signature_name(batch, cache))(**inputs)
+        dec_ours = litert(mf.DECODER, mf.decode_signature_name(batch, cache, dims.prompt_len))(**inputs)
         report[mf.DECODER] = _errors(dec_ours["logits"], dec_ref["logits"].numpy())
     return report
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from edge.errors import FlorenceEdgeError
 
 FORMAT = "florence-edge-bundle"
-FORMAT_VERSION = 3  # 3: host tensors flat, cross-attention K/V in their shapes, self-attention K transposed
+FORMAT_VERSION = 4  # 3: host tensors flat, cross K/V in their shapes, self K transposed; 4: prompt buckets
 MANIFEST_NAME = "manifest.json"
 TOKENIZER_NAME = "tokenizer.json"
 
@@ -25,8 +25,12 @@ DECODER = "decoder"
 GRAPH_ROLES = (VISION, ENCODER, DECODER)
 
 
-def decode_signature_name(batch: int, cache: int) -> str:
-    return f"decode_b{batch}_s{cache}"
+def encode_signature_name(prompt_len: int) -> str:
+    return f"encode_p{prompt_len}"
+
+
+def decode_signature_name(batch: int, cache: int, prompt_len: int) -> str:
+    return f"decode_b{batch}_s{cache}_p{prompt_len}"
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,11 @@ class Manifest:
 
     def file_sha256(self, role: str) -> str:
         return self.raw["files"][self.graph(role)["file"]]["sha256"]
+
+    @property
+    def prompt_lens(self) -> list[int]:
+        """The prompt lengths the text encoder and decoder have signatures for, shortest first."""
+        return sorted(self.model["prompt_lens"])
 
     def decoder_buckets(self) -> list[tuple[int, int]]:
         """(batch, cache size) of every decoder signature, smallest cache first."""

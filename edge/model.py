@@ -66,8 +66,8 @@ class Florence2:
             for role in mf.GRAPH_ROLES
         }
         self._vision = self.signature(mf.VISION, mf.VISION)
-        self._encoder = self.signature(mf.ENCODER, mf.ENCODER)
-        self._decoders: dict[tuple[int, int], DecoderSession] = {}
+        self._encoders: dict[int, Signature] = {}  # by prompt length, bound on first use
+        self._decoders: dict[tuple[int, int, int], DecoderSession] = {}
         self.codec = TextCodec(m.root / mf.TOKENIZER_NAME, m.tokens)
 
     def close(self) -> None:
@@ -151,13 +151,20 @@ class Florence2:
         """Run the text encoder once for a task's prompt; return a decoder session holding its K/V."""
         self._check_open()
         prompt = build_prompt(self.manifest.tasks, task, text)
-        ids, mask = self.codec.prompt_ids(prompt, self.manifest.model["prompt_len"])
-        cross = self._encoder(image_features=enc.features, prompt_ids=ids, prompt_mask=mask)
-        session = self._decoder(settings.num_beams, settings.max_new_tokens)
+        ids, mask = self.codec.prompt_ids(prompt, self.manifest.prompt_lens)
+        prompt_len = ids.shape[1]
+        cross = self._encoder(prompt_len)(image_features=enc.features, prompt_ids=ids, prompt_mask=mask)
+        session = self._decoder(settings.num_beams, settings.max_new_tokens, prompt_len)
         session.start(cross, mask)
         return session
 
-    def _decoder(self, batch: int, max_new_tokens: int) -> GrowingDecoder:
+    def _encoder(self, prompt_len: int) -> Signature:
+        if prompt_len not in self._encoders:
+            key = mf.encode_signature_name(prompt_len)
+            self._encoders[prompt_len] = self.signature(mf.ENCODER, key)
+        return self._encoders[prompt_len]
+
+    def _decoder(self, batch: int, max_new_tokens: int, prompt_len: int) -> GrowingDecoder:
         """The buckets of this batch size up to the smallest that fits max_new_tokens."""
         buckets = self.manifest.decoder_buckets()
         sizes = [s for b, s in buckets if b == batch]
@@ -171,17 +178,18 @@ class Florence2:
                 f"max_new_tokens={max_new_tokens} exceeds this bundle's largest cache ({sizes[-1]})"
             )
         needed = sizes[: next(i for i, s in enumerate(sizes) if s >= max_new_tokens) + 1]
-        return GrowingDecoder([lambda s=s: self._session(batch, s) for s in needed])
+        return GrowingDecoder([lambda s=s: self._session(batch, s, prompt_len) for s in needed])
 
     def signature(self, role: str, key: str, share: dict | None = None) -> Signature:
         """One signature of one graph, its tensors shaped as the manifest says (`share`: see runtime)."""
         return self._graphs[role].signature(key, self.manifest.signature(role, key), share)
 
-    def _session(self, batch: int, cache: int) -> DecoderSession:
+    def _session(self, batch: int, cache: int, prompt_len: int) -> DecoderSession:
         """The decoder signature of one bucket, allocated on first use and kept."""
-        if (batch, cache) not in self._decoders:
-            cross = {n: v for n, v in self._encoder.outputs.items() if n.startswith("cross_")}
-            sig = self.signature(mf.DECODER, mf.decode_signature_name(batch, cache), share=cross)
-            self._decoders[(batch, cache)] = DecoderSession(sig, self.manifest.model["decoder_layers"],
-                                                            self.manifest.model["image_tokens"])
-        return self._decoders[(batch, cache)]
+        key = (batch, cache, prompt_len)
+        if key not in self._decoders:
+            cross = {n: v for n, v in self._encoder(prompt_len).outputs.items() if n.startswith("cross_")}
+            sig = self.signature(mf.DECODER, mf.decode_signature_name(*key), share=cross)
+            self._decoders[key] = DecoderSession(sig, self.manifest.model["decoder_layers"],
+                                                 self.manifest.model["image_tokens"])
+        return self._decoders[key]

@@ -21,13 +21,15 @@ class TextCodec:
             raise FlorenceEdgeError(f"cannot load tokenizer {path}: {exc}") from None
         self.special = special
 
-    def prompt_ids(self, prompt: str, length: int) -> tuple[np.ndarray, np.ndarray]:
-        """`<s> prompt </s>` padded to the encoder's fixed length, and its mask."""
+    def prompt_ids(self, prompt: str, lengths: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """`<s> prompt </s>` padded to the shortest of the encoder's prompt `lengths` it fits, and its mask."""
         ids = self.tokenizer.encode(f"<s>{prompt}</s>", add_special_tokens=False).ids
-        if len(ids) > length:
+        fitting = [n for n in sorted(lengths) if n >= len(ids)]
+        if not fitting:
             raise FlorenceEdgeError(
-                f"text input too long: the prompt is {len(ids)} tokens, this bundle takes at most {length}"
+                f"text input too long: the prompt is {len(ids)} tokens, this bundle takes at most {max(lengths)}"
             )
+        length = fitting[0]
         out = np.full((1, length), self.special["pad"], dtype=np.int32)
         out[0, : len(ids)] = ids
         mask = np.zeros((1, length), dtype=np.int32)

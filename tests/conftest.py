@@ -17,7 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Packed-weight caches go to a throwaway folder, not the user's ~/.cache.
 os.environ["FLORENCE_EDGE_CACHE"] = tempfile.mkdtemp(prefix="florence-edge-cache-")
 
-TINY_CONVERT = dict(caches=(16, 64), beams=3, prompt_len=32, verify_tokens=24)
+TINY_CONVERT = dict(caches=(16, 64), beams=3, prompt_lens=(16, 32), verify_tokens=24)
 
 
 @pytest.fixture(scope="session")

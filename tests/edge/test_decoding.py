@@ -57,12 +57,13 @@ def test_garbage_in_fresh_cache_memory_cannot_leak_into_attention(fp32_bundle, t
 
     model = Florence2(fp32_bundle[0], num_threads=1)
     for cache in (16, 64):
-        sig = model.signature(mf.DECODER, mf.decode_signature_name(1, cache))
-        for name, view in sig.inputs.items():
-            if name.startswith("self_"):
-                view[...] = np.nan if name.startswith("self_v") else 1e30  # what reused heap memory can hold
-        model._decoders[(1, cache)] = DecoderSession(sig, model.manifest.model["decoder_layers"],
-                                                     model.manifest.model["image_tokens"])
+        for prompt_len in model.manifest.prompt_lens:
+            sig = model.signature(mf.DECODER, mf.decode_signature_name(1, cache, prompt_len))
+            for name, view in sig.inputs.items():
+                if name.startswith("self_"):
+                    view[...] = np.nan if name.startswith("self_v") else 1e30  # what reused heap memory can hold
+            model._decoders[(1, cache, prompt_len)] = DecoderSession(sig, model.manifest.model["decoder_layers"],
+                                                                     model.manifest.model["image_tokens"])
     image = sample_images()[1]
     ref = reference_tokens(tiny_source, image, "<OD>", None, max_new_tokens=30)
     assert model.run(image, "<OD>", num_beams=1, max_new_tokens=30).token_ids == ref

@@ -15,7 +15,7 @@ def demo_fp32_bundle(tmp_path_factory):
     from converters.convert import convert
 
     out = tmp_path_factory.mktemp("demo") / "bundle"
-    manifest = convert(str(DEMO), out, quant="fp32", caches=(64, 256), beams=3, prompt_len=64, verify_tokens=24)
+    manifest = convert(str(DEMO), out, quant="fp32", caches=(64, 256), beams=3, prompt_lens=(64,), verify_tokens=24)
     return out, manifest
 
 

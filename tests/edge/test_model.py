@@ -38,3 +38,19 @@ def test_a_closed_model_refuses_to_run_by_name(fp32_bundle):
         model.encode(image)
     with pytest.raises(FlorenceEdgeError, match="closed"):
         model.run(encoded, "<CAPTION>")
+
+
+def test_each_prompt_runs_in_the_shortest_prompt_bucket_it_fits_and_matches_generate(fp32_bundle, tiny_source):
+    from converters.verify import reference_tokens, sample_images
+    from edge import Florence2
+    from edge.prompts import build_prompt
+
+    model = Florence2(fp32_bundle[0], num_threads=1)
+    image = sample_images()[0]
+    for task, text, bucket in (("<CAPTION>", None, 16), ("<CAPTION_TO_PHRASE_GROUNDING>", "a red circle", 16),
+                               ("<CAPTION_TO_PHRASE_GROUNDING>", "a red circle next to a blue square", 32)):
+        ids, _ = model.codec.prompt_ids(build_prompt(model.manifest.tasks, task, text), model.manifest.prompt_lens)
+        assert ids.shape[1] == bucket
+        ours = model.run(image, task, text, num_beams=1, max_new_tokens=12).token_ids
+        assert ours == reference_tokens(tiny_source, image, task, text, max_new_tokens=12), task
+    assert sorted(model._encoders) == [16, 32]

@@ -14,7 +14,7 @@ def test_prompt_ids_equal_the_processors_for_every_task(fp32_bundle, tiny_source
     n_image = proc.num_image_tokens
     for task in manifest.tasks:
         text = "a red car <loc_1><loc_2><loc_3><loc_4>" if "{input}" in manifest.tasks[task]["prompt"] else None
-        ids, mask = codec.prompt_ids(build_prompt(manifest.tasks, task, text), 32)
+        ids, mask = codec.prompt_ids(build_prompt(manifest.tasks, task, text), manifest.prompt_lens)
         ref = proc(text=task + (text or ""), images=_blank(), return_tensors="np")["input_ids"][0]
         assert ids[0, : mask.sum()].tolist() == ref[n_image:].tolist(), task
 

@@ -8,6 +8,8 @@ from edge import manifest as mf
 from edge.errors import FlorenceEdgeError
 from edge.runtime import CompiledGraph, DeviceTensor, InterpreterGraph, weight_cache_file
 
+ENCODE = mf.encode_signature_name(16)
+
 
 def _decoder_inputs(sig, seed=0):
     rng = np.random.default_rng(seed)
@@ -23,7 +25,7 @@ def test_compiled_model_and_interpreter_agree_on_a_decoder_step(quant, fp32_bund
     from ai_edge_litert.interpreter import Interpreter
 
     m = mf.load_manifest({"fp32": fp32_bundle, "int8": int8_bundle}[quant][0])
-    key = mf.decode_signature_name(1, 16)
+    key = mf.decode_signature_name(1, 16, 16)
     shapes = m.signature(mf.DECODER, key)
     compiled = CompiledGraph(m.graph_path(mf.DECODER), 1, tmp_path / "decoder.xnnpack").signature(key, shapes)
     interpreted = InterpreterGraph(m.graph_path(mf.DECODER), 1, Interpreter).signature(key, shapes)
@@ -37,7 +39,7 @@ def test_compiled_model_and_interpreter_agree_on_a_decoder_step(quant, fp32_bund
 
 def test_inputs_are_read_in_place_and_outputs_are_live_views(int8_bundle):
     m = mf.load_manifest(int8_bundle[0])
-    key = mf.decode_signature_name(1, 16)
+    key = mf.decode_signature_name(1, 16, 16)
     sig = CompiledGraph(m.graph_path(mf.DECODER), 1, None).signature(key, m.signature(mf.DECODER, key))
     _decoder_inputs(sig)
     logits = sig.outputs["logits"]
@@ -87,11 +89,11 @@ def test_model_loads_from_its_weight_cache_with_the_same_results(int8_bundle, tm
 
 def test_graph_only_tensors_stay_in_runtime_memory_and_host_tensors_are_numpy(int8_bundle):
     m = mf.load_manifest(int8_bundle[0])
-    sig = CompiledGraph(m.graph_path(mf.ENCODER), 1, None).signature(mf.ENCODER, m.signature(mf.ENCODER, mf.ENCODER))
+    sig = CompiledGraph(m.graph_path(mf.ENCODER), 1, None).signature(ENCODE, m.signature(mf.ENCODER, ENCODE))
     assert {n for n, t in sig.outputs.items() if isinstance(t, DeviceTensor)} == set(sig.outputs)
     assert all(isinstance(t, np.ndarray) for t in sig.inputs.values())
     k = sig.outputs["cross_k_0"]
-    assert k.shape == tuple(m.signature(mf.ENCODER, mf.ENCODER)["outputs"]["cross_k_0"]["shape"])
+    assert k.shape == tuple(m.signature(mf.ENCODER, ENCODE)["outputs"]["cross_k_0"]["shape"])
     values = np.random.default_rng(0).standard_normal(k.shape).astype(np.float32)
     k[...] = values
     np.testing.assert_array_equal(np.array(k), values)
@@ -101,13 +103,13 @@ def test_decoder_signatures_read_the_encoder_outputs_in_place(int8_bundle):
     from edge.model import Florence2
 
     model = Florence2(int8_bundle[0], num_threads=1)
-    small, large = model._session(1, 16), model._session(3, 64)
-    for name, produced in model._encoder.outputs.items():
+    small, large = model._session(1, 16, 16), model._session(3, 64, 16)
+    for name, produced in model._encoder(16).outputs.items():
         assert small.sig.inputs[name] is produced
         assert large.sig.inputs[name] is produced
-    key = mf.decode_signature_name(1, 16)
+    key = mf.decode_signature_name(1, 16, 16)
     with pytest.raises(FlorenceEdgeError, match="input cross_k_0 cannot be shared"):
         model.signature(mf.DECODER, key, share={"cross_k_0": np.zeros(3, np.float32)})
-    wrong = DeviceTensor(model._encoder.outputs["cross_k_0"].buffer, (1, 2, 3), np.float32)
+    wrong = DeviceTensor(model._encoder(16).outputs["cross_k_0"].buffer, (1, 2, 3), np.float32)
     with pytest.raises(FlorenceEdgeError, match=r"cannot share a float32\[1, 2, 3\] tensor as cross_k_0"):
         model.signature(mf.DECODER, key, share={"cross_k_0": wrong})

@@ -20,13 +20,15 @@ def test_streamed_pieces_are_whole_characters_and_add_up(codec):
     assert sum(1 for p in pieces if p) > 10
 
 
-def test_prompt_is_padded_and_masked(codec):
-    ids, mask = codec.prompt_ids("What does the image describe?", 32)
+def test_prompt_is_padded_to_the_shortest_length_it_fits_and_masked(codec):
+    ids, mask = codec.prompt_ids("What does the image describe?", [32, 12])
     n = int(mask.sum())
     assert ids[0, 0] == codec.special["bos"] and ids[0, n - 1] == codec.special["eos"]
-    assert (ids[0, n:] == codec.special["pad"]).all() and ids.shape == mask.shape == (1, 32)
+    assert (ids[0, n:] == codec.special["pad"]).all() and ids.shape == mask.shape == (1, 12)
+    longer, _ = codec.prompt_ids("What does the image describe? " * 2, [12, 32])
+    assert longer.shape == (1, 32)
     with pytest.raises(FlorenceEdgeError, match="at most 32"):
-        codec.prompt_ids("word " * 40, 32)
+        codec.prompt_ids("word " * 40, [12, 32])
 
 
 def test_corrupt_tokenizer_is_named(tmp_path):
