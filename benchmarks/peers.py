@@ -6,12 +6,14 @@ One run on one machine: makes a base-sized checkpoint with random weights (ident
 for every runtime), converts it with our converter, exports the ONNX Runtime peer,
 and measures every runtime with the same threads, image, prompt and token count.
 Prints a markdown table with ratios and writes a PNG of the latency breakdown.
-Not part of the installed package; needs `pip install onnx onnxruntime matplotlib`.
+Not part of the installed package; needs the `convert` and `test` extras (`make test`
+installs them) and matplotlib.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
 import subprocess
@@ -189,13 +191,17 @@ def main(argv=None) -> int:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--json", help="also write the raw figures here")
     args = parser.parse_args(argv)
+    missing = [name for name in ("onnx", "onnxruntime", "matplotlib") if importlib.util.find_spec(name) is None]
+    if missing:  # say so now, not after twenty minutes of converting and measuring
+        print(f"peers: missing {', '.join(missing)}: pip install {' '.join(missing)}", file=sys.stderr)
+        return 2
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     ckpt, bundles = prepare(work)
     source = load_source(str(ckpt))
-    model_dims = json.loads((bundles["int8"] / "manifest.json").read_text())["model"]
+    manifest = load_manifest(bundles["int8"])
     dims = graphs.Dims.from_model(source.model, source.image_size[0], source.image_tokens,
-                                  model_dims["prompt_len"])
+                                  manifest.model["prompt_len"])
     image = make_scene(1_000_000).image
     image_path = work / "scene.png"
     image.save(image_path)
@@ -229,7 +235,7 @@ def main(argv=None) -> int:
     for res in results.values():
         res["decode"] = res["step"] * n
     bandwidth = read_bandwidth_gbs(t)
-    step_signature = decode_signature_name(1, 64, min(model_dims["prompt_lens"]))
+    step_signature = decode_signature_name(1, 64, manifest.prompt_lens[0])
     decoder_mb = decoder_weight_bytes(bundles["int8"] / "decoder.tflite", step_signature) / 1e6
     floor_ms = decoder_mb / 1e3 / bandwidth * 1e3
     rss = peak_rss_of_run(bundles["int8"], image_path, t)

@@ -24,26 +24,26 @@ def _patch_embed(embed, x):
     return x if embed.pre_norm else embed.norm(x)
 
 
-def _spatial_block(block, x):
+def _mixing_block(block, attend, x):
+    """One DaViT half-block on [B, H, W, C]: conv + attention, conv + MLP, each with its residual.
+
+    `attend` maps the normed tokens [B, H*W, C] to the attention output; spatial and channel
+    blocks differ only there.
+    """
     b, h, w, c = x.shape
     x = x + _conv_nhwc(block.conv1, x)
     tokens = x.reshape(b, h * w, c)
-    tokens = tokens + block.window_attn(block.norm1(tokens).reshape(b, h, w, c))
+    tokens = tokens + attend(block.norm1(tokens))
     x = tokens.reshape(b, h, w, c)
     x = x + _conv_nhwc(block.conv2, x)
     tokens = x.reshape(b, h * w, c)
     return (tokens + block.ffn(block.norm2(tokens))).reshape(b, h, w, c)
 
 
-def _channel_block(block, x):
-    b, h, w, c = x.shape
-    x = x + _conv_nhwc(block.conv1, x)
-    tokens = x.reshape(b, h * w, c)
-    tokens = tokens + block.channel_attn(block.norm1(tokens))
-    x = tokens.reshape(b, h, w, c)
-    x = x + _conv_nhwc(block.conv2, x)
-    tokens = x.reshape(b, h * w, c)
-    return (tokens + block.ffn(block.norm2(tokens))).reshape(b, h, w, c)
+def _davit_block(block, x):
+    spatial, channel, shape = block.spatial_block, block.channel_block, x.shape
+    x = _mixing_block(spatial, lambda tokens: spatial.window_attn(tokens.reshape(shape)), x)
+    return _mixing_block(channel, channel.channel_attn, x)
 
 
 class ChannelsLastVision(nn.Module):
@@ -61,5 +61,5 @@ class ChannelsLastVision(nn.Module):
         for embed, blocks in zip(self.tower.convs, self.tower.blocks):
             x = _patch_embed(embed, x)
             for block in blocks:
-                x = _channel_block(block.channel_block, _spatial_block(block.spatial_block, x))
+                x = _davit_block(block, x)
         return x.permute(0, 3, 1, 2)

@@ -188,8 +188,8 @@ class Florence2:
         """The decoder signature of one bucket, allocated on first use and kept."""
         key = (batch, cache, prompt_len)
         if key not in self._decoders:
-            cross = {n: v for n, v in self._encoder(prompt_len).outputs.items() if n.startswith("cross_")}
-            sig = self.signature(mf.DECODER, mf.decode_signature_name(*key), share=cross)
+            # The encoder's outputs (the cross-attention K/V) become this signature's inputs.
+            sig = self.signature(mf.DECODER, mf.decode_signature_name(*key), share=self._encoder(prompt_len).outputs)
             self._decoders[key] = DecoderSession(sig, self.manifest.model["decoder_layers"],
                                                  self.manifest.model["image_tokens"])
         return self._decoders[key]
