@@ -15,7 +15,7 @@ from edge.kv_cache import DecoderSession, GrowingDecoder
 from edge.postprocess import parse
 from edge.preprocess import load_image, pixel_values
 from edge.prompts import build_prompt, normalize_task
-from edge.runtime import Signature, open_graph, weight_cache_file
+from edge.runtime import Signature, open_graph, select_runtime, weight_cache_file
 from edge.text import TextCodec
 
 
@@ -55,14 +55,18 @@ class TokenEvent:
 
 
 class Florence2:
-    def __init__(self, bundle_dir, num_threads: int | None = None, weight_cache: bool = True):
-        """`weight_cache`: keep packed weights in a file (see `edge.runtime.weight_cache_file`)."""
+    def __init__(self, bundle_dir, num_threads: int | None = None, weight_cache: bool = True,
+                 runtime: str | None = None):
+        """`weight_cache`: keep packed weights in a file (see `edge.runtime.weight_cache_file`);
+        `runtime`: 'compiled', 'interpreter' or 'auto' (the default; see `edge.runtime.select_runtime`)."""
         self.manifest = mf.load_manifest(bundle_dir)
         m = self.manifest
         threads = num_threads or 4
+        self.runtime = select_runtime(runtime)
+        cached = weight_cache and self.runtime == "compiled"
         self._graphs = {
             role: open_graph(m.graph_path(role), threads, m.quantization,
-                             weight_cache_file(m.file_sha256(role)) if weight_cache else None)
+                             weight_cache_file(m.file_sha256(role)) if cached else None, self.runtime)
             for role in mf.GRAPH_ROLES
         }
         self._vision = self.signature(mf.VISION, mf.VISION)

@@ -19,13 +19,18 @@ memory as `DeviceTensor`s, handed from the encoder to the decoder without a copy
 from __future__ import annotations
 
 import atexit
+import functools
+import importlib
+import mmap
 import os
+import re
 import sys
 import weakref
 from pathlib import Path
 
 import numpy as np
 
+from edge import cpu
 from edge.errors import FlorenceEdgeError
 from edge.quiet import quiet
 
@@ -36,11 +41,10 @@ _ENVIRONMENT = []  # one LiteRT environment per process, made on first use
 
 def _environment():
     if not _ENVIRONMENT:
-        import ai_edge_litert
         from ai_edge_litert.environment import Environment
 
         # Called inside quiet(): making it logs every accelerator it probes.
-        _ENVIRONMENT.append(Environment.create(runtime_path=os.path.dirname(ai_edge_litert.__file__)))
+        _ENVIRONMENT.append(Environment.create(runtime_path=os.path.dirname(__file__)))
     return _ENVIRONMENT[0]
 
 
@@ -60,19 +64,76 @@ def _close_quietly() -> None:
     os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
 
 
+RUNTIMES = ("compiled", "interpreter")
+
+
+@functools.lru_cache(maxsize=1)
 def runtime_name() -> str:
-    try:
-        import ai_edge_litert.compiled_model  # noqa: F401
+    """The installed runtime package: 'ai-edge-litert', else 'tflite-runtime'."""
+    for name, module in (("ai-edge-litert", "ai_edge_litert.compiled_model"),
+                         ("tflite-runtime", "tflite_runtime.interpreter")):
+        try:
+            importlib.import_module(module)
+            return name
+        except ImportError:
+            pass
+    if cpu.machine().startswith("arm"):
+        raise FlorenceEdgeError(
+            f"florence-edge needs a 64-bit OS: this Python is 32-bit ARM ({cpu.machine()}), for which LiteRT has "
+            "no runtime; install 64-bit Raspberry Pi OS (check: `getconf LONG_BIT` prints 64)")
+    raise FlorenceEdgeError("no LiteRT runtime installed: pip install ai-edge-litert")
 
-        return "ai-edge-litert"
-    except ImportError:
-        pass
-    try:
-        import tflite_runtime.interpreter  # noqa: F401
 
+_FAIL_FAST = b"This binary was compiled with "
+
+
+def _accelerator_libraries() -> list[Path]:
+    import ai_edge_litert
+
+    return sorted(Path(ai_edge_litert.__file__).parent.glob("libLiteRt*Accelerator*.so"))
+
+
+@functools.lru_cache(maxsize=1)
+def compiled_runtime_blockers() -> tuple[str, str]:
+    """(library, the CPU features it needs that this CPU lacks); ('', '') when the compiled path is safe.
+
+    Making a CompiledModel loads ai-edge-litert's GPU accelerator plugin into the process, whatever
+    accelerator is asked for (the model loader makes its own environment, which finds the plugin by
+    name next to the library). The aarch64 plugin of 2.3 is built for ARMv8.2 (dot product, LSE
+    atomics, fp16 ...) and aborts with SIGILL on a Cortex-A53/A72. It names what it needs in its own
+    fail-fast messages, so they are read from the file: a newer wheel that needs more is caught too.
+    """
+    if not cpu.features():  # the OS does not say: nothing to decide on
+        return "", ""
+    for lib in _accelerator_libraries():
+        with open(lib, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            start = data.find(_FAIL_FAST)
+            window = data[start:start + 65536] if start >= 0 else b""
+        needs = {m.decode() for m in re.findall(_FAIL_FAST + rb"([\w.]+) enabled", window)}
+        lacking = cpu.missing(needs)
+        if lacking:
+            return lib.name, ", ".join(lacking)
+    return "", ""
+
+
+def select_runtime(requested: str | None = None) -> str:
+    """'compiled' (LiteRT CompiledModel), 'interpreter' (LiteRT Interpreter) or 'tflite-runtime'.
+
+    `requested` (else $FLORENCE_EDGE_RUNTIME, else 'auto'): 'auto' takes the compiled path wherever the
+    CPU can load it, the interpreter on cores older than its plugin (Pi 3, Pi 4, Zero 2 W, CM4).
+    """
+    requested = requested or os.environ.get("FLORENCE_EDGE_RUNTIME") or "auto"
+    if requested not in ("auto", *RUNTIMES):
+        raise FlorenceEdgeError(f"unknown runtime {requested!r} (choose auto, {', '.join(RUNTIMES)})")
+    if runtime_name() == "tflite-runtime":
         return "tflite-runtime"
-    except ImportError:
-        raise FlorenceEdgeError("no LiteRT runtime installed: pip install ai-edge-litert") from None
+    lib, lacking = compiled_runtime_blockers() if requested != "interpreter" else ("", "")
+    if lib and requested == "compiled":
+        raise FlorenceEdgeError(f"the compiled runtime would load {lib}, built for CPU features this CPU lacks "
+                                f"({lacking}), and die; use the interpreter runtime")
+    if lib or requested == "interpreter":
+        return "interpreter"
+    return "compiled"
 
 
 def weight_cache_file(sha256: str) -> Path | None:
@@ -91,10 +152,15 @@ def weight_cache_file(sha256: str) -> Path | None:
     return folder / f"{sha256[:32]}.xnnpack" if os.access(folder, os.W_OK) else None
 
 
-def open_graph(path: Path, num_threads: int, quantization: str, weight_cache: Path | None = None):
-    """Load one .tflite file with the best runtime installed; refuse dynamic-int8 on tflite-runtime."""
-    if runtime_name() == "ai-edge-litert":
+def open_graph(path: Path, num_threads: int, quantization: str, weight_cache: Path | None = None,
+               runtime: str = "compiled"):
+    """Load one .tflite file on `runtime` (see `select_runtime`); refuse dynamic-int8 on tflite-runtime."""
+    if runtime == "compiled":
         return CompiledGraph(path, num_threads, weight_cache)
+    if runtime == "interpreter":
+        from ai_edge_litert.interpreter import Interpreter
+
+        return InterpreterGraph(path, num_threads, Interpreter)
     if quantization == "int8":
         raise FlorenceEdgeError(
             "this bundle is dynamic-int8, which tflite-runtime silently computes as zeros; "
@@ -202,7 +268,7 @@ class CompiledGraph:
         if weight_cache is not None:
             cpu.xnnpack_weight_cache_path = str(weight_cache)
         try:
-            with quiet():
+            with quiet(f"loading {path}"):
                 self._model = CompiledModel.from_file(str(path), environment=_environment(),
                                                       options=Options(cpu_options=cpu))
         except (ValueError, RuntimeError) as exc:
@@ -245,7 +311,7 @@ class CompiledGraph:
             if done:
                 model.run_by_name(key, buffers["inputs"], buffers["outputs"])
                 return
-            with quiet():  # a first run may make the runtime's default environment, which logs
+            with quiet(f"running {key}"):  # a first run may make the runtime's default environment, which logs
                 model.run_by_name(key, buffers["inputs"], buffers["outputs"])
             done.append(True)
 
@@ -276,8 +342,10 @@ class InterpreterGraph:
     """A .tflite file as a (tflite-runtime or ai-edge-litert) Interpreter: the fallback."""
 
     def __init__(self, path: Path, num_threads: int, interpreter_class):
+        self._path = path
         try:
-            self._interpreter = interpreter_class(model_path=str(path), num_threads=num_threads)
+            with quiet(f"loading {path}"):
+                self._interpreter = interpreter_class(model_path=str(path), num_threads=num_threads)
         except (ValueError, RuntimeError) as exc:
             raise FlorenceEdgeError(f"cannot load graph {path}: {exc}") from None
 
@@ -291,7 +359,8 @@ class InterpreterGraph:
         _check_signature(key, defs)
         wrapper = self._interpreter._interpreter
         sub = wrapper.GetSubgraphIndexFromSignature(key)
-        wrapper.AllocateTensors(sub)
+        with quiet(f"preparing {key} of {self._path}"):  # the first allocation applies XNNPACK, which logs
+            wrapper.AllocateTensors(sub)
         views = {side: {n: _view(wrapper.tensor(wrapper, i, sub), n, shapes[side]) for n, i in defs[key][side].items()}
                  for side in ("inputs", "outputs")}
         return Signature(key, views["inputs"], views["outputs"], lambda: wrapper.Invoke(sub),

@@ -1,0 +1,79 @@
+"""The host CPU: its architecture and the instruction-set features Linux reports for it.
+
+Read before any native library runs, so the runtime can keep a library built for newer
+cores (ARMv8.2's dot product, LSE atomics ...) away from a Cortex-A53/A72, where loading it
+kills the process with SIGILL.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import platform
+import re
+import sys
+from pathlib import Path
+
+_AT_HWCAP, _AT_HWCAP2 = 16, 26
+# Bit numbers from linux/arch/arm64/include/uapi/asm/hwcap.h; names as /proc/cpuinfo prints them.
+_ARM64_HWCAP = ("fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm jscvt fcma "
+                "lrcpc dcpop sha3 sm3 sm4 asimddp sha512 sve asimdfhm dit uscat ilrcpc flagm ssbs sb paca pacg")
+_ARM64_HWCAP2 = ("dcpodp sve2 sveaes svepmull svebitperm svesha3 svesm4 flagm2 frint svei8mm svef32mm svef64mm "
+                 "svebf16 i8mm bf16 dgh rng bti")
+
+# Compilers name some features differently from the kernel (-march=...+lse is "atomics").
+_COMPILER_TO_KERNEL = {
+    "lse": ("atomics",), "crc": ("crc32",), "dotprod": ("asimddp",), "fp16": ("fphp", "asimdhp"),
+    "rdm": ("asimdrdm",), "rcpc": ("lrcpc",), "sse3": ("pni",), "pclmul": ("pclmulqdq",), "bmi": ("bmi1",),
+}
+
+
+def machine() -> str:
+    """The architecture this Python runs as: 'aarch64', 'x86_64', or 'armv7l' for a 32-bit
+    userland on a 64-bit ARM kernel (where `uname -m` still says aarch64)."""
+    arch = platform.machine().lower()
+    if arch in ("aarch64", "arm64") and sys.maxsize < 2**32:
+        return "armv7l"
+    return "aarch64" if arch == "arm64" else arch
+
+
+@functools.lru_cache(maxsize=1)
+def features() -> frozenset:
+    """The CPU's feature names as /proc/cpuinfo spells them (empty if the OS does not say)."""
+    if machine() == "aarch64" and sys.platform.startswith("linux"):
+        caps = _hwcaps()
+        if caps:
+            return caps
+    return _cpuinfo_features()
+
+
+def _hwcaps() -> frozenset:
+    # getauxval is what the libraries themselves ask; /proc/cpuinfo may be absent in containers.
+    try:
+        getauxval = ctypes.CDLL(None).getauxval
+    except (OSError, AttributeError):
+        return frozenset()
+    getauxval.restype = ctypes.c_ulong
+    getauxval.argtypes = [ctypes.c_ulong]
+    names = set()
+    for key, table in ((_AT_HWCAP, _ARM64_HWCAP), (_AT_HWCAP2, _ARM64_HWCAP2)):
+        bits = getauxval(key)
+        names.update(name for bit, name in enumerate(table.split()) if bits >> bit & 1)
+    return frozenset(names)
+
+
+def _cpuinfo_features(path: str = "/proc/cpuinfo") -> frozenset:
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return frozenset()
+    match = re.search(r"^(?:Features|flags)\s*:(.*)$", text, re.MULTILINE)
+    return frozenset(match.group(1).split()) if match else frozenset()
+
+
+def missing(compiler_names) -> list[str]:
+    """Which of these compiler feature names (as in -march=armv8.2-a+dotprod, or -mavx) this CPU lacks.
+    A name the table does not know counts as missing: better a slower path than SIGILL."""
+    have = features()
+    return sorted(n for n in compiler_names
+                  if not all(k in have for k in _COMPILER_TO_KERNEL.get(n, (n.replace(".", "_"),))))
