@@ -23,7 +23,7 @@ from edge.decoding import process_scores
 from edge.errors import FlorenceEdgeError
 from edge.model import Florence2
 from edge.prompts import normalize_task, takes_input
-from edge.runtime import runtime_name
+from edge.runtime import add_runtime_argument, runtime_name
 
 # A neutral input for tasks that need text: a phrase for grounding, a region for REGION_TO_*.
 _TEXT = "a red circle"
@@ -83,7 +83,7 @@ def decode_fixed(model: Florence2, enc, task: str, new_tokens: int) -> tuple[flo
 
 
 def bench(bundle, tasks=("<CAPTION>",), threads=(4,), reps: int = 5, warmup: int = 1, new_tokens: int = 32,
-          image=None, progress=None) -> list[Row]:
+          image=None, progress=None, runtime: str | None = None) -> list[Row]:
     """Python twin of the command: one Row per (threads, task)."""
     from edge.scenes import make_scene
 
@@ -91,10 +91,10 @@ def bench(bundle, tasks=("<CAPTION>",), threads=(4,), reps: int = 5, warmup: int
     rows = []
     bundle_mb = sum(f.stat().st_size for f in Path(bundle).iterdir() if f.is_file()) / 1e6
     # The first load ever writes the packed-weight cache; every load timed below reads it.
-    Florence2(bundle, threads[0]).close()
+    Florence2(bundle, threads[0], runtime=runtime).close()
     for n_threads in threads:
         reset_peak_rss()  # each thread count's peak is its own model's, not the previous one's
-        model, load_ms = _timed(Florence2, bundle, n_threads)
+        model, load_ms = _timed(Florence2, bundle, n_threads, True, runtime)
         for task in tasks:
             vision, encoder, first, steps = [], [], [], []
             for rep in range(warmup + reps):
@@ -118,7 +118,8 @@ def bench(bundle, tasks=("<CAPTION>",), threads=(4,), reps: int = 5, warmup: int
                 end_to_end_ms=ttft + d * (new_tokens - 1),
                 peak_rss_mb=peak_rss_mb(), bundle_mb=bundle_mb,
                 quantization=model.manifest.quantization, cpu=cpu_name(),
-                os=f"{platform.system()} {platform.release()}", runtime=runtime_version(), commit=commit(),
+                os=f"{platform.system()} {platform.release()}", runtime=f"{runtime_version()} ({model.runtime})",
+                commit=commit(),
             ))
         model.close()
     return rows
@@ -209,6 +210,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--new-tokens", type=int, default=32, help="decoder steps per run (EOS ignored)")
     parser.add_argument("-i", "--image", help="image to encode (default: a synthetic scene)")
     parser.add_argument("-o", "--output", choices=("md", "json", "csv"), default="md")
+    add_runtime_argument(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -216,7 +218,8 @@ def main(args: argparse.Namespace) -> int:
         if args.reps < 1 or args.new_tokens < 1 or args.warmup < 0:
             raise FlorenceEdgeError("--reps and --new-tokens must be at least 1, --warmup at least 0")
         rows = bench(args.model, args.task or ["<CAPTION>"], args.threads, args.reps, args.warmup, args.new_tokens,
-                     args.image, progress=lambda msg: print(f"[florence-edge] bench {msg}", file=sys.stderr))
+                     args.image, progress=lambda msg: print(f"[florence-edge] bench {msg}", file=sys.stderr),
+                     runtime=args.runtime)
     except FlorenceEdgeError as exc:
         print(f"florence-edge bench: {exc}", file=sys.stderr)
         return 2

@@ -25,6 +25,7 @@ _ARM64_HWCAP2 = ("dcpodp sve2 sveaes svepmull svebitperm svesha3 svesm4 flagm2 f
 _COMPILER_TO_KERNEL = {
     "lse": ("atomics",), "crc": ("crc32",), "dotprod": ("asimddp",), "fp16": ("fphp", "asimdhp"),
     "rdm": ("asimdrdm",), "rcpc": ("lrcpc",), "sse3": ("pni",), "pclmul": ("pclmulqdq",), "bmi": ("bmi1",),
+    "cmpxchg16b": ("cx16",),
 }
 
 

@@ -12,6 +12,7 @@ from edge.errors import FlorenceEdgeError
 from edge.model import Florence2
 from edge.preprocess import load_image
 from edge.prompts import region_to_loc_tokens, takes_input
+from edge.runtime import add_runtime_argument
 
 
 def _region(text: str) -> list[float]:
@@ -35,6 +36,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--json", action="store_true", help="print one JSON object per image and task")
     parser.add_argument("--draw", metavar="OUT.jpg", help="write the image with results drawn (%%d for several images)")
+    add_runtime_argument(parser)
 
 
 def _draw_path(pattern: str, index: int, count: int) -> Path:
@@ -92,7 +94,7 @@ def run_images(model: Florence2, images, tasks, text=None, region=None, beams=No
 
 def main(args: argparse.Namespace) -> int:
     try:
-        model = Florence2(args.model, num_threads=args.threads)
+        model = Florence2(args.model, num_threads=args.threads, runtime=args.runtime)
         run_images(model, args.image, args.task, args.text, args.region, args.beams, args.max_new_tokens,
                    as_json=args.json, draw_to=args.draw)
     except FlorenceEdgeError as exc:

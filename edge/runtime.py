@@ -136,6 +136,13 @@ def select_runtime(requested: str | None = None) -> str:
     return "compiled"
 
 
+def add_runtime_argument(parser) -> None:
+    """`--runtime` for the commands that load a bundle."""
+    parser.add_argument("--runtime", choices=("auto", *RUNTIMES), default=None,
+                        help="LiteRT path: compiled model or interpreter (default: auto, by what the CPU can load; "
+                             "also $FLORENCE_EDGE_RUNTIME)")
+
+
 def weight_cache_file(sha256: str) -> Path | None:
     """Where a graph's packed weights are kept ($FLORENCE_EDGE_CACHE, else ~/.cache/florence-edge).
 
@@ -169,6 +176,10 @@ def open_graph(path: Path, num_threads: int, quantization: str, weight_cache: Pa
     print("florence-edge: ai-edge-litert not found, using tflite-runtime (slower, fp32/weight-only only)",
           file=sys.stderr)
     return InterpreterGraph(path, num_threads, _fallback_interpreter())
+
+
+def _builtin_kernels(interpreter_class):
+    return importlib.import_module(interpreter_class.__module__).OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
 
 
 def _fallback_interpreter():
@@ -338,14 +349,28 @@ class CompiledGraph:
         return tensor, buffer
 
 
+# An interpreter hands every subgraph of a file to XNNPACK at its first allocation, and each packs
+# its own copy of the weights (no weight cache on this path): the base decoder's 12 signatures took
+# 1.2 GB. A file with more signatures than this runs on the interpreter's built-in kernels instead.
+_XNNPACK_MAX_SIGNATURES = 2
+
+
 class InterpreterGraph:
-    """A .tflite file as a (tflite-runtime or ai-edge-litert) Interpreter: the fallback."""
+    """A .tflite file as a (tflite-runtime or ai-edge-litert) Interpreter: the path for CPUs the
+    compiled model cannot run on, and the fallback without ai-edge-litert."""
 
     def __init__(self, path: Path, num_threads: int, interpreter_class):
         self._path = path
+        self.kernels = "xnnpack"
         try:
             with quiet(f"loading {path}"):
+                # The default delegate is applied at the first allocation, so counting signatures is free.
                 self._interpreter = interpreter_class(model_path=str(path), num_threads=num_threads)
+                if len(self._interpreter.get_signature_list()) > _XNNPACK_MAX_SIGNATURES:
+                    self.kernels = "builtin"
+                    self._interpreter = interpreter_class(
+                        model_path=str(path), num_threads=num_threads,
+                        experimental_op_resolver_type=_builtin_kernels(interpreter_class))
         except (ValueError, RuntimeError) as exc:
             raise FlorenceEdgeError(f"cannot load graph {path}: {exc}") from None
 
