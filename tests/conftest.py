@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["FLORENCE_EDGE_CACHE"] = tempfile.mkdtemp(prefix="florence-edge-cache-")
 
 TINY_CONVERT = dict(caches=(16, 64), beams=3, prompt_lens=(16, 32), verify_tokens=24)
+# The trained demo model: buckets that cover its longest answers, one prompt bucket.
+DEMO = Path(__file__).resolve().parents[1] / "models" / "florence2-shapes"
+DEMO_CONVERT = dict(caches=(64, 256), beams=3, prompt_lens=(64,), verify_tokens=24)
 
 
 @pytest.fixture(scope="session")
@@ -57,3 +61,20 @@ def bundle_copy(fp32_bundle, tmp_path):
     path = tmp_path / "bundle"
     shutil.copytree(fp32_bundle[0], path)
     return path
+
+
+def _convert_demo(tmp_path_factory, quant):
+    from converters.convert import convert
+
+    out = tmp_path_factory.mktemp(f"demo-{quant}") / "bundle"
+    return out, convert(str(DEMO), out, quant=quant, **DEMO_CONVERT)
+
+
+@pytest.fixture(scope="session")
+def demo_fp32_bundle(tmp_path_factory):
+    return _convert_demo(tmp_path_factory, "fp32")
+
+
+@pytest.fixture(scope="session")
+def demo_int8_bundle(tmp_path_factory):
+    return _convert_demo(tmp_path_factory, "int8")

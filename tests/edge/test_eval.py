@@ -1,22 +1,7 @@
 """eval on the trained demo model: the pipeline end to end, and that the model really learned."""
 
-from pathlib import Path
-
-import pytest
-
 from edge.eval import evaluate, format_metrics
 from edge.model import Florence2
-
-DEMO = Path(__file__).resolve().parents[2] / "models" / "florence2-shapes"
-
-
-@pytest.fixture(scope="session")
-def demo_fp32_bundle(tmp_path_factory):
-    from converters.convert import convert
-
-    out = tmp_path_factory.mktemp("demo") / "bundle"
-    manifest = convert(str(DEMO), out, quant="fp32", caches=(64, 256), beams=3, prompt_lens=(64,), verify_tokens=24)
-    return out, manifest
 
 
 def test_demo_fp32_bundle_is_token_exact(demo_fp32_bundle):
