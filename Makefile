@@ -2,7 +2,7 @@
 PYTHON ?= python3
 BUILD ?= build
 
-.PHONY: install demo train-demo test
+.PHONY: install demo train-demo test test-arm arm-sysroot
 
 install:
 	$(PYTHON) -m pip install -q -e '.[convert,test]'
@@ -21,6 +21,15 @@ demo: install
 train-demo: install
 	$(PYTHON) -m converters.train_demo -o $(DEMO_MODEL)
 
-test: install
+# Everything, the emulated ARM cores included (their sysroot is built once, about 40 s, 430 MB).
+test: install arm-sysroot
 	$(PYTHON) -m ruff check .
-	$(PYTHON) -m pytest -q
+	FLORENCE_EDGE_ARM_SYSROOT=$(ARM_SYSROOT) $(PYTHON) -m pytest -q
+
+# Only the device runtime on emulated Cortex-A53, A72 and A76 against this host.
+test-arm: install arm-sysroot
+	FLORENCE_EDGE_ARM_SYSROOT=$(ARM_SYSROOT) $(PYTHON) -m pytest -q -m arm
+
+ARM_SYSROOT ?= $(BUILD)/arm64-sysroot
+arm-sysroot:
+	PYTHON=$(PYTHON) bash tests/arm/make_sysroot.sh $(ARM_SYSROOT)

@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 
+from edge import cpu
+
 COMMANDS = {
     "convert": ("converters.convert", "convert a Florence-2 checkpoint to a LiteRT bundle"),
     "verify": ("converters.verify", "compare a bundle with its PyTorch checkpoint"),
@@ -45,6 +47,10 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    problem = cpu.platform_problem()
+    if problem:
+        print(f"florence-edge: {problem}", file=sys.stderr)
+        return 2
     argv = sys.argv[1:] if argv is None else argv
     selected = next((a for a in argv if a in COMMANDS), None)
     args = build_parser(selected).parse_args(argv)

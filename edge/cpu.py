@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import importlib.util
 import platform
 import re
 import sys
@@ -36,6 +37,16 @@ def machine() -> str:
     if arch in ("aarch64", "arm64") and sys.maxsize < 2**32:
         return "armv7l"
     return "aarch64" if arch == "arm64" else arch
+
+
+def platform_problem() -> str | None:
+    """Why no runtime can run here, said before anything imports numpy or LiteRT; else None."""
+    if not machine().startswith("arm"):
+        return None
+    if any(importlib.util.find_spec(m) for m in ("ai_edge_litert", "tflite_runtime")):
+        return None
+    return (f"florence-edge needs a 64-bit OS: this Python is 32-bit ARM ({machine()}), for which LiteRT has no "
+            "runtime; install 64-bit Raspberry Pi OS (check: `getconf LONG_BIT` prints 64)")
 
 
 @functools.lru_cache(maxsize=1)

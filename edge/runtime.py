@@ -77,11 +77,7 @@ def runtime_name() -> str:
             return name
         except ImportError:
             pass
-    if cpu.machine().startswith("arm"):
-        raise FlorenceEdgeError(
-            f"florence-edge needs a 64-bit OS: this Python is 32-bit ARM ({cpu.machine()}), for which LiteRT has "
-            "no runtime; install 64-bit Raspberry Pi OS (check: `getconf LONG_BIT` prints 64)")
-    raise FlorenceEdgeError("no LiteRT runtime installed: pip install ai-edge-litert")
+    raise FlorenceEdgeError(cpu.platform_problem() or "no LiteRT runtime installed: pip install ai-edge-litert")
 
 
 _FAIL_FAST = b"This binary was compiled with "

@@ -33,7 +33,11 @@ def test_compiled_model_and_interpreter_agree_on_a_decoder_step(quant, fp32_bund
         _decoder_inputs(sig)
         sig.invoke()
         assert sig.outputs["logits"].shape == tuple(shapes["outputs"]["logits"]["shape"])
-    np.testing.assert_allclose(compiled.outputs["logits"], interpreted.outputs["logits"], rtol=1e-4, atol=1e-4)
+    # int8: the interpreter runs this many-signature graph on its built-in kernels, which quantize
+    # activations at run time their own way (XNNPACK: per row, asymmetric).
+    tolerance = 1e-4 if quant == "fp32" else 1e-2
+    np.testing.assert_allclose(compiled.outputs["logits"], interpreted.outputs["logits"], rtol=tolerance,
+                               atol=tolerance)
     assert (tmp_path / "decoder.xnnpack").stat().st_size > 0
 
 
@@ -113,3 +117,19 @@ def test_decoder_signatures_read_the_encoder_outputs_in_place(int8_bundle):
     wrong = DeviceTensor(model._encoder(16).outputs["cross_k_0"].buffer, (1, 2, 3), np.float32)
     with pytest.raises(FlorenceEdgeError, match=r"cannot share a float32\[1, 2, 3\] tensor as cross_k_0"):
         model.signature(mf.DECODER, key, share={"cross_k_0": wrong})
+
+
+def test_the_interpreter_path_gives_the_compiled_paths_results(demo_int8_bundle):
+    from edge.model import Florence2
+
+    results = {}
+    for path in ("compiled", "interpreter"):
+        model = Florence2(demo_int8_bundle[0], num_threads=2, runtime=path)
+        assert model.runtime == path
+        results[path] = [model.run("samples/shapes-1.png", task, num_beams=beams).token_ids
+                         for task in ("<CAPTION>", "<OD>") for beams in (1, 3)]
+        if path == "interpreter":  # XNNPACK would pack each of the decoder's signatures separately
+            assert {role: g.kernels for role, g in model._graphs.items()} == {
+                mf.VISION: "xnnpack", mf.ENCODER: "xnnpack", mf.DECODER: "builtin"}
+        model.close()
+    assert results["compiled"] == results["interpreter"]

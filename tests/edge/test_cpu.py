@@ -1,0 +1,80 @@
+"""edge.cpu: the host's architecture and features, as the runtime path is chosen from them."""
+
+import sys
+
+import pytest
+
+from edge import cpu, runtime
+from edge.cli import main
+
+PI4 = """processor\t: 0
+BogoMIPS\t: 108.00
+Features\t: fp asimd evtstrm crc32 cpuid
+CPU implementer\t: 0x41
+CPU part\t: 0xd08
+"""
+
+
+@pytest.fixture
+def host(monkeypatch):
+    """Pretend to be another CPU: its feature names."""
+    def pretend(names):
+        cpu.features.cache_clear()
+        runtime.compiled_runtime_blockers.cache_clear()
+        monkeypatch.setattr(cpu, "features", lambda: frozenset(names))
+
+    yield pretend
+    runtime.compiled_runtime_blockers.cache_clear()
+
+
+def test_cpuinfo_features_are_read_in_arm_and_x86_format(tmp_path):
+    arm = tmp_path / "arm"
+    arm.write_text(PI4)
+    x86 = tmp_path / "x86"
+    x86.write_text("processor\t: 0\nflags\t\t: fpu sse sse2 pni cx16 avx2\n")
+    assert cpu._cpuinfo_features(str(arm)) == {"fp", "asimd", "evtstrm", "crc32", "cpuid"}
+    assert cpu._cpuinfo_features(str(x86)) == {"fpu", "sse", "sse2", "pni", "cx16", "avx2"}
+    assert cpu._cpuinfo_features(str(tmp_path / "missing")) == frozenset()
+
+
+def test_compiler_feature_names_are_matched_to_the_kernels(host):
+    host({"fp", "asimd", "crc32", "aes", "sha2", "pni", "cx16", "sse4_1"})
+    assert cpu.missing(["lse", "crc", "dotprod", "fp16", "sha2", "aes"]) == ["dotprod", "fp16", "lse"]
+    assert cpu.missing(["sse3", "cmpxchg16b", "sse4.1"]) == []
+    assert cpu.missing(["a-feature-nobody-named"]) == ["a-feature-nobody-named"]  # unknown: not trusted
+
+
+def test_this_host_can_load_the_installed_plugin():
+    """Every feature the installed accelerator plugin names is one edge.cpu can look up here
+    (a name it spelt wrongly once refused the compiled path on this very machine)."""
+    assert runtime._accelerator_libraries()
+    assert runtime.compiled_runtime_blockers() == ("", "")
+    assert runtime.select_runtime() == "compiled"
+
+
+def test_an_armv8_0_core_takes_the_interpreter_and_refuses_the_compiled_path(host, monkeypatch):
+    monkeypatch.delenv("FLORENCE_EDGE_RUNTIME", raising=False)
+    host({"fp", "asimd", "crc32", "cpuid", "sse", "sse2"})  # a Pi 4, as far as the plugin can tell
+    lib, lacking = runtime.compiled_runtime_blockers()
+    assert lib.startswith("libLiteRt") and lacking
+    assert runtime.select_runtime() == "interpreter"
+    with pytest.raises(runtime.FlorenceEdgeError, match="built for CPU features this CPU lacks"):
+        runtime.select_runtime("compiled")
+    monkeypatch.setenv("FLORENCE_EDGE_RUNTIME", "fastest")
+    with pytest.raises(runtime.FlorenceEdgeError, match="unknown runtime 'fastest'"):
+        runtime.select_runtime()
+
+
+def test_a_cpu_that_says_nothing_keeps_the_compiled_path(host):
+    host(())
+    assert runtime.compiled_runtime_blockers() == ("", "")
+
+
+def test_32_bit_arm_is_told_to_install_a_64_bit_os(monkeypatch, capsys):
+    monkeypatch.setattr(cpu.platform, "machine", lambda: "aarch64")  # a 64-bit kernel says so...
+    monkeypatch.setattr(sys, "maxsize", 2**31 - 1)  # ...under a 32-bit userland
+    assert cpu.machine() == "armv7l"
+    monkeypatch.setattr(cpu.importlib.util, "find_spec", lambda name: None)  # no wheel installed there
+    assert main(["run", "-m", "b", "-i", "x.png", "-t", "OD"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs a 64-bit OS" in err and "getconf LONG_BIT" in err
