@@ -11,6 +11,7 @@ if ! command -v qemu-aarch64-static >/dev/null || ! command -v debootstrap >/dev
 fi
 
 if [ ! -x "$root/usr/bin/python3" ]; then
+  mkdir -p "$(dirname "$root")"
   rm -rf "$root.partial"
   # --foreign only downloads and unpacks the base; the second stage would need binfmt_misc, and
   # python needs nothing from it, so every downloaded package is unpacked by hand instead.
