@@ -23,8 +23,8 @@ pytestmark = pytest.mark.arm
 
 REPO = Path(__file__).resolve().parents[2]
 SYSROOT = Path(os.environ.get("FLORENCE_EDGE_ARM_SYSROOT", REPO / "build" / "arm64-sysroot"))
-# QEMU 7.2 has no aarch64 /proc/cpuinfo; XNNPACK reads the core (MIDR) from it and takes wrong paths
-# without one. Features as QEMU's model of each core reports them (its A53/A72 include the crypto
+# QEMU 7.2 emulates no aarch64 /proc/cpuinfo; XNNPACK reads the core (MIDR) from it and takes wrong
+# paths without one. Features as QEMU's model of each core reports them (its A53/A72 include the crypto
 # extension, which the Pi's BCM2837/BCM2711 lack; nothing here depends on it).
 CPUS = {
     "cortex-a53": ("0x0", "0xd03", "4", "fp asimd evtstrm aes pmull sha1 sha2 crc32 cpuid"),
@@ -37,27 +37,25 @@ TIMEOUT = 900  # emulation runs the demo bundle 35-400x slower than this host
 
 
 @pytest.fixture(scope="module")
-def cpu_roots(tmp_path_factory):
-    """A view of the sysroot per core: symlinks to its folders plus that core's own /proc/cpuinfo, so
-    QEMU (`-L`) finds the right one and the shared sysroot is never written."""
+def sysroot():
     if not (SYSROOT / "usr" / "bin" / "python3").exists():
         pytest.fail(f"no arm64 sysroot at {SYSROOT}: run `make test-arm` (or tests/arm/make_sysroot.sh DIR)")
-    roots = {}
-    for cpu, (variant, part, revision, features) in CPUS.items():
-        root = tmp_path_factory.mktemp(cpu)
-        for entry in SYSROOT.iterdir():
-            if entry.name != "proc":
-                (root / entry.name).symlink_to(entry.resolve())
-        core = (f"BogoMIPS\t: 108.00\nFeatures\t: {features}\nCPU implementer\t: 0x41\nCPU architecture: 8\n"
-                f"CPU variant\t: {variant}\nCPU part\t: {part}\nCPU revision\t: {revision}\n\n")
-        (root / "proc").mkdir()
-        (root / "proc" / "cpuinfo").write_text("".join(f"processor\t: {i}\n{core}" for i in range(2)))
-        roots[cpu] = root
-    return roots
+    return SYSROOT
 
 
-def emulate(roots, cpu: str, args: list[str], cache: Path, **env) -> subprocess.CompletedProcess:
-    root = roots[cpu]
+def _cpuinfo(cpu: str) -> str:
+    variant, part, revision, features = CPUS[cpu]
+    core = (f"BogoMIPS\t: 108.00\nFeatures\t: {features}\nCPU implementer\t: 0x41\nCPU architecture: 8\n"
+            f"CPU variant\t: {variant}\nCPU part\t: {part}\nCPU revision\t: {revision}\n\n")
+    return "".join(f"processor\t: {i}\n{core}" for i in range(2))
+
+
+def emulate(root: Path, cpu: str, args: list[str], cache: Path, **env) -> subprocess.CompletedProcess:
+    """Run the sysroot's python3 on `cpu`. QEMU (`-L`) looks every absolute path up in the sysroot
+    first, so it finds the core's /proc/cpuinfo there (written before each run; runs are sequential),
+    and host paths (the checkout, bundles under /tmp) wherever the sysroot has no such file."""
+    (root / "proc").mkdir(exist_ok=True)
+    (root / "proc" / "cpuinfo").write_text(_cpuinfo(cpu))
     environment = {"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO), "FLORENCE_EDGE_CACHE": str(cache),
                    "HOME": str(cache), "LANG": "C.UTF-8", **env}
     return subprocess.run(["qemu-aarch64-static", "-L", str(root), "-cpu", cpu, str(root / "usr/bin/python3"), *args],
@@ -81,10 +79,10 @@ def configs(demo_fp32_bundle, demo_int8_bundle):
 
 
 @pytest.mark.parametrize("cpu", CPUS)
-def test_every_core_gives_the_tokens_and_results_of_x86(cpu, cpu_roots, configs, tmp_path):
+def test_every_core_gives_the_tokens_and_results_of_x86(cpu, sysroot, configs, tmp_path):
     for name, bundle, beams in configs:
         expected = _x86_cases(bundle, beams)
-        got = _emulated_cases(cpu_roots, cpu, bundle, beams, tmp_path / name)
+        got = _emulated_cases(sysroot, cpu, bundle, beams, tmp_path / name)
         assert got["runtime"] == ("interpreter" if cpu in ARMV80 else "compiled")
         assert len(got["results"]) == len(expected["results"]) > 0
         for ours, theirs in zip(got["results"], expected["results"]):
@@ -104,28 +102,28 @@ def _without_timings(stdout: str) -> list[dict]:
 
 
 @pytest.mark.parametrize("cpu", CPUS)
-def test_the_cli_runs_and_prints_nothing_from_the_native_library(cpu, cpu_roots, demo_int8_bundle, tmp_path):
+def test_the_cli_runs_and_prints_nothing_from_the_native_library(cpu, sysroot, demo_int8_bundle, tmp_path):
     bundle = demo_int8_bundle[0]
     x86 = subprocess.run([sys.executable, *_cli(bundle)], capture_output=True, text=True, check=True,
                          env={**os.environ, "FLORENCE_EDGE_CACHE": str(tmp_path / "x86")})
-    proc = emulate(cpu_roots, cpu, _cli(bundle), tmp_path / cpu)
+    proc = emulate(sysroot, cpu, _cli(bundle), tmp_path / cpu)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr[-3000:]
     assert _without_timings(proc.stdout) == _without_timings(x86.stdout)
 
 
 @pytest.mark.parametrize("cpu", ARMV80)
-def test_the_compiled_runtime_is_refused_on_armv8_0_in_one_line(cpu, cpu_roots, demo_int8_bundle, tmp_path):
-    proc = emulate(cpu_roots, cpu, _cli(demo_int8_bundle[0]), tmp_path, FLORENCE_EDGE_RUNTIME="compiled")
+def test_the_compiled_runtime_is_refused_on_armv8_0_in_one_line(cpu, sysroot, demo_int8_bundle, tmp_path):
+    proc = emulate(sysroot, cpu, _cli(demo_int8_bundle[0]), tmp_path, FLORENCE_EDGE_RUNTIME="compiled")
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.strip().count("\n") == 0
     assert "libLiteRtWebGpuAccelerator.so" in proc.stderr and "lse" in proc.stderr
 
 
-def test_a_native_crash_shows_its_last_words_and_the_file(cpu_roots, demo_int8_bundle, tmp_path):
+def test_a_native_crash_shows_its_last_words_and_the_file(sysroot, demo_int8_bundle, tmp_path):
     """What the A72 did before the runtime chose by CPU: its accelerator plugin aborts the process."""
     graph = demo_int8_bundle[0] / "vision.tflite"
     code = f"from edge.runtime import CompiledGraph; CompiledGraph({str(graph)!r}, 1, None)"
-    proc = emulate(cpu_roots, "cortex-a72", ["-c", code], tmp_path)
+    proc = emulate(sysroot, "cortex-a72", ["-c", code], tmp_path)
     assert proc.returncode == -4  # SIGILL, as without our handler
     assert "compiled with lse enabled, but this feature is not available" in proc.stderr
     assert f"died of SIGILL while loading {graph}" in proc.stderr
@@ -135,7 +133,7 @@ def _digests(folder: Path) -> dict:
     return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(folder.glob("*.xnnpack"))}
 
 
-def test_a_weight_cache_from_another_cpu_is_repacked_not_trusted(cpu_roots, demo_int8_bundle, tmp_path):
+def test_a_weight_cache_from_another_cpu_is_repacked_not_trusted(sysroot, demo_int8_bundle, tmp_path):
     """A copied SD card or a shared folder: packed weights written on x86 meet an A76, then an A72."""
     bundle = demo_int8_bundle[0]
     expected = _x86_cases(bundle, "1")
@@ -147,28 +145,28 @@ def test_a_weight_cache_from_another_cpu_is_repacked_not_trusted(cpu_roots, demo
     written_on_x86 = _digests(cache)
     assert len(written_on_x86) == 3
 
-    a76 = _emulated_cases(cpu_roots, "cortex-a76", bundle, "1", cache)
+    a76 = _emulated_cases(sysroot, "cortex-a76", bundle, "1", cache)
     assert a76["results"] == expected["results"]
     repacked = _digests(cache)
     assert repacked.keys() == written_on_x86.keys()
     assert all(repacked[name] != written_on_x86[name] for name in repacked)  # XNNPACK saw a foreign build
 
-    again = _emulated_cases(cpu_roots, "cortex-a76", bundle, "1", cache)
+    again = _emulated_cases(sysroot, "cortex-a76", bundle, "1", cache)
     assert again["results"] == expected["results"] and _digests(cache) == repacked  # now it is reused
 
     shutil.copytree(cache, tmp_path / "copied")
-    a72 = _emulated_cases(cpu_roots, "cortex-a72", bundle, "1", tmp_path / "copied")
+    a72 = _emulated_cases(sysroot, "cortex-a72", bundle, "1", tmp_path / "copied")
     assert a72["results"] == expected["results"] and _digests(tmp_path / "copied") == repacked
 
 
-def test_the_plugin_needs_what_the_runtime_expects(cpu_roots, tmp_path):
+def test_the_plugin_needs_what_the_runtime_expects(sysroot, tmp_path):
     """The aarch64 wheel's accelerator plugin names features edge.cpu knows by their kernel names."""
     code = ("from edge import runtime, cpu; from edge.runtime import _FAIL_FAST; import re; "
             "data = b''.join(p.read_bytes() for p in runtime._accelerator_libraries()); "
             "needs = sorted({m.decode() for m in re.findall(_FAIL_FAST + rb'([\\w.]+) enabled', data)}); "
             "print(needs, cpu.missing(needs), runtime.compiled_runtime_blockers())")
-    a76 = emulate(cpu_roots, "cortex-a76", ["-c", code], tmp_path)
-    a53 = emulate(cpu_roots, "cortex-a53", ["-c", code], tmp_path)
+    a76 = emulate(sysroot, "cortex-a76", ["-c", code], tmp_path)
+    a53 = emulate(sysroot, "cortex-a53", ["-c", code], tmp_path)
     assert a76.stdout.strip() == "['aes', 'crc', 'dotprod', 'fp16', 'lse', 'rcpc', 'rdm', 'sha2'] [] ('', '')"
     assert a53.stdout.strip().endswith(
         "['dotprod', 'fp16', 'lse', 'rcpc', 'rdm'] ('libLiteRtWebGpuAccelerator.so', 'dotprod, fp16, lse, rcpc, rdm')")
