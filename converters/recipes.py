@@ -7,10 +7,21 @@ bundle is derived from them, so recipes can be compared on exactly the same floa
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+
+import numpy as np
+
 from edge.manifest import DECODER, ENCODER, VISION
 from edge.quiet import quiet
 
 ALL_OPS = ("*",)
+# ai-edge-quantizer 0.10 quantizes a weight over 32 MiB in 2-D chunks and fails there for a 4-D
+# (convolution) weight: its per-channel scales, already of the weight's rank, do not broadcast to
+# the chunks ("input operand has more dimensions than allowed by the axis remapping").
+# Florence-2-large's last patch embedding (2048 x 3 x 3 x 1024, 75 MB) is one; base has none.
+# Splitting that convolution in the export does not help: the converter fuses the parts back.
+QUANTIZER_CHUNK_BYTES = 32 * 1024 * 1024
 # Depthwise convolutions stay fp32: XNNPACK has no dynamic-int8 depthwise kernel, and
 # int8 ones cost base's vision graph 290 of 826 ms per image for 0.4 MB of weights.
 VISION_INT8_OPS = ("FULLY_CONNECTED", "CONV_2D")
@@ -45,7 +56,37 @@ def quantize_file(float_path: str, out_path: str, recipe: tuple[str, tuple[str, 
 
     name, ops = recipe
     (base,) = getattr(recipes, name)()
-    with quiet():
+    with quiet(), _large_weights_by_slices():
         qt = quantizer.Quantizer(float_path)
         qt.load_quantization_recipe([dict(base, operation=op) for op in ops])
         qt.quantize().export_model(out_path, overwrite=True)
+
+
+@contextlib.contextmanager
+def _large_weights_by_slices():
+    """While quantizing, a weight of rank > 2 over QUANTIZER_CHUNK_BYTES is quantized in slices of its
+    first axis, each through the quantizer's own (unchunked) path: the same arithmetic on every
+    element, so the same int8 values it gives a smaller weight."""
+    from ai_edge_quantizer.algorithms.uniform_quantize import uniform_quantize_tensor as uqt
+
+    original = uqt.uniform_quantize
+
+    def by_slices(tensor_data, params, is_blockwise_quant=False):
+        if tensor_data.ndim <= 2 or tensor_data.nbytes <= QUANTIZER_CHUNK_BYTES or is_blockwise_quant:
+            return original(tensor_data, params, is_blockwise_quant)
+        params = uqt.fix_quantization_params_rank(tensor_data, params)
+        rows = max(1, QUANTIZER_CHUNK_BYTES // tensor_data[0].nbytes)
+        per_row = np.shape(params.scale)[0] == len(tensor_data) > 1  # scales along the first axis
+
+        def part(start):
+            rows_of = (lambda a: a[start:start + rows]) if per_row else (lambda a: a)
+            return original(tensor_data[start:start + rows], dataclasses.replace(
+                params, scale=rows_of(params.scale), zero_point=rows_of(params.zero_point)))
+
+        return np.concatenate([part(start) for start in range(0, len(tensor_data), rows)])
+
+    uqt.uniform_quantize = by_slices
+    try:
+        yield
+    finally:
+        uqt.uniform_quantize = original
