@@ -9,6 +9,7 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 from converters import bundle as bw
@@ -25,10 +26,45 @@ DEFAULT_PROMPT_LENS = (32, 128)
 
 @contextlib.contextmanager
 def _stage(label: str):
+    """Print a stage's start and duration; turn a failure inside it into one `StageFailed` line."""
     print(f"[florence-edge] {label} ...", file=sys.stderr, flush=True)
     start = time.perf_counter()
-    yield
+    try:
+        yield
+    except (ConversionError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        raise StageFailed(label, exc) from exc
     print(f"[florence-edge] {label}: done in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+
+
+class StageFailed(ConversionError):
+    """A conversion stage (export, quantization, verification) failed inside torch, litert-torch or
+    the quantizer: one line naming the stage, its graph and what the library said (for the quantizer,
+    the tensor); the traceback and the libraries' held output go to a log file the line names."""
+
+    EXIT_CODE = 3
+
+    def __init__(self, label: str, exc: BaseException):
+        self.log = _write_log(label, exc)
+        said = " ".join(str(exc).split())[:400] or type(exc).__name__
+        super().__init__(f"{label} failed: {said} (details: {self.log})")
+
+
+def _write_log(label: str, exc: BaseException) -> Path:
+    fd, name = tempfile.mkstemp(prefix="florence-edge-convert-", suffix=".log")
+    with open(fd, "w") as log:
+        log.write(f"stage: {label}\n\n{''.join(traceback.format_exception(exc))}")
+        for inner in _chain(exc):
+            if getattr(inner, "held_log", ""):
+                log.write(f"\nwhat the libraries printed:\n{inner.held_log}")
+    return Path(name)
+
+
+def _chain(exc: BaseException | None):
+    while exc is not None:
+        yield exc
+        exc = exc.__cause__ or exc.__context__
 
 
 def decoder_buckets(caches, beams: int, max_positions: int) -> list[tuple[int, int]]:
@@ -77,14 +113,14 @@ def convert(src: str, out, quant: str = "int8", caches=DEFAULT_CACHES, beams: in
         work.mkdir()
         staging.mkdir()
         float_paths, shapes = export.convert_graphs(source.model, dims, buckets, prompt_lens, work, _stage)
-        with _stage(f"quantize ({quant})"):
-            for role, path in float_paths.items():
-                target = staging / bw.GRAPH_FILES[role]
-                recipe = recipes.RECIPES[quant][role]
-                if recipe is None:
-                    shutil.move(str(path), target)
-                else:
-                    recipes.quantize_file(str(path), str(target), recipe)
+        for role, path in float_paths.items():
+            target = staging / bw.GRAPH_FILES[role]
+            recipe = recipes.RECIPES[quant][role]
+            if recipe is None:
+                shutil.move(str(path), target)
+                continue
+            with _stage(f"quantize {role} graph ({quant})"):
+                recipes.quantize_file(str(path), str(target), recipe)
         with _stage("write tokenizer and manifest"):
             bw.write_tokenizer(source, staging)
             manifest = bw.build_manifest(source, dims, buckets, prompt_lens, recipes.describe(quant), staging, shapes)
@@ -116,6 +152,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verify-tokens", type=int, default=verify.DEFAULT_TOKENS,
                         help="new tokens per verification case")
     parser.add_argument("--force", action="store_true", help="replace bundle files in an existing output directory")
+    parser.add_argument("--debug", action="store_true", help="print the traceback of a failed stage too")
 
 
 def _integers(flag: str, text: str) -> list[int]:
@@ -133,8 +170,10 @@ def main(args: argparse.Namespace) -> int:
         manifest = convert(args.src, args.output, args.quant, caches, args.beams, prompt_lens, args.force,
                            args.verify_tokens)
     except ConversionError as exc:
+        if args.debug and exc.__cause__ is not None:
+            traceback.print_exception(exc.__cause__)
         print(f"florence-edge convert: {exc}", file=sys.stderr)
-        return 2
+        return getattr(exc, "EXIT_CODE", 2)
     print(verify.format_report(manifest["parity"]))
     print(summary(manifest, time.perf_counter() - start))
     print(f"bundle written to {args.output}")

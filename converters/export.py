@@ -45,7 +45,7 @@ def convert_graphs(model, dims: graphs.Dims, buckets: list[tuple[int, int]], pro
                 converter = (litert_torch if converter is None else converter).signature(
                     name, flat, sample_kwargs=flat.flat_sample
                 )
-            with torch.no_grad(), quiet():
+            with torch.no_grad(), quiet(show_on_failure=False):
                 edge_model = converter.convert()
                 path = out_dir / f"{role}.fp32.tflite"
                 edge_model.export(str(path))

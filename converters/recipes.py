@@ -56,7 +56,7 @@ def quantize_file(float_path: str, out_path: str, recipe: tuple[str, tuple[str, 
 
     name, ops = recipe
     (base,) = getattr(recipes, name)()
-    with quiet(), _large_weights_by_slices():
+    with quiet(show_on_failure=False), _large_weights_by_slices():
         qt = quantizer.Quantizer(float_path)
         qt.load_quantization_recipe([dict(base, operation=op) for op in ops])
         qt.quantize().export_model(out_path, overwrite=True)

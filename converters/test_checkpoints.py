@@ -56,6 +56,12 @@ SIZES = {
         image_size=768, vision_dims=(256, 512, 1024, 2048), vision_heads=(8, 16, 32, 64), vision_depths=(1, 1, 9, 1),
         window_size=12, d_model=1024, layers=12, heads=16, ffn=4096, vocab_pad=51328,
     ),
+    # Large's weight shapes (every stage width and head count, text width, padded vocabulary) with
+    # one block and layer each and a small image: what large's conversion depends on, in seconds.
+    "large-shapes": dict(
+        image_size=64, vision_dims=(256, 512, 1024, 2048), vision_heads=(8, 16, 32, 64), vision_depths=(1, 1, 1, 1),
+        window_size=2, d_model=1024, layers=1, heads=16, ffn=4096, vocab_pad=51328,
+    ),
 }
 
 

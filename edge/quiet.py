@@ -27,11 +27,13 @@ def _signal_function():
 
 
 @contextlib.contextmanager
-def quiet(doing: str | None = None):
+def quiet(doing: str | None = None, show_on_failure: bool = True):
     """Hold native libraries' log lines (many written by C++ straight to fd 1/2); show them only on failure.
 
     If a native library kills the process meanwhile (SIGSEGV, SIGILL, abort ...), the held lines and
-    one line naming `doing` (e.g. "loading vision.tflite") still reach the real stderr.
+    one line naming `doing` (e.g. "loading vision.tflite") still reach the real stderr. With
+    `show_on_failure=False` a failure's held lines go with its exception instead (`held_log`), for a
+    caller that writes them to a log file.
     """
     sys.stdout.flush()
     sys.stderr.flush()
@@ -39,14 +41,16 @@ def quiet(doing: str | None = None):
     with tempfile.TemporaryFile() as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
-        failed = True
         text = open(log.fileno(), "w", buffering=1, closefd=False)  # lines reach the log before a crash
+        failure = None
         try:
             with (_last_words(log.fileno(), saved[1], doing), warnings.catch_warnings(),
                   contextlib.redirect_stdout(text), contextlib.redirect_stderr(text)):
                 warnings.simplefilter("ignore")
                 yield
-            failed = False
+        except BaseException as exc:
+            failure = exc
+            raise
         finally:
             text.flush()
             sys.stdout.flush()
@@ -54,9 +58,13 @@ def quiet(doing: str | None = None):
             for fd, copy in zip((1, 2), saved):
                 os.dup2(copy, fd)
                 os.close(copy)
-            if failed:
+            if failure is not None:
                 log.seek(0)
-                sys.stderr.write(log.read().decode(errors="replace")[-_TAIL:])
+                held = log.read().decode(errors="replace")
+                if show_on_failure:
+                    sys.stderr.write(held[-_TAIL:])
+                else:
+                    failure.held_log = getattr(failure, "held_log", "") + held
 
 
 @contextlib.contextmanager
