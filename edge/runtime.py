@@ -43,6 +43,8 @@ def _environment():
     if not _ENVIRONMENT:
         from ai_edge_litert.environment import Environment
 
+        # A plugin folder with no accelerator in it: florence-edge runs on the CPU. (The model loader
+        # still makes its own environment, which does load the GPU plugin: compiled_runtime_blockers.)
         # Called inside quiet(): making it logs every accelerator it probes.
         _ENVIRONMENT.append(Environment.create(runtime_path=os.path.dirname(__file__)))
     return _ENVIRONMENT[0]
@@ -271,13 +273,13 @@ class CompiledGraph:
         from ai_edge_litert.compiled_model import CompiledModel
         from ai_edge_litert.options import CpuOptions, Options
 
-        cpu = CpuOptions(num_threads=num_threads)
+        cpu_options = CpuOptions(num_threads=num_threads)
         if weight_cache is not None:
-            cpu.xnnpack_weight_cache_path = str(weight_cache)
+            cpu_options.xnnpack_weight_cache_path = str(weight_cache)
         try:
             with quiet(f"loading {path}"):
                 self._model = CompiledModel.from_file(str(path), environment=_environment(),
-                                                      options=Options(cpu_options=cpu))
+                                                      options=Options(cpu_options=cpu_options))
         except (ValueError, RuntimeError) as exc:
             raise FlorenceEdgeError(f"cannot load graph {path}: {exc}") from None
         self._buffers: list = []

@@ -18,7 +18,7 @@ def test_bench_rows_are_well_formed(fp32_bundle):
         assert r.first_token_ms >= r.vision_ms + r.encoder_ms
         assert r.end_to_end_ms > r.first_token_ms
         assert r.tokens_per_s == 1e3 / r.decode_ms_per_token
-        assert r.peak_rss_mb > 10 and r.bundle_mb > 0.5 and r.runtime.startswith("ai-edge-litert")
+        assert r.peak_rss_mb > 10 and r.bundle_mb > 0.5 and r.runtime.startswith("ai-edge-litert") and r.runtime.endswith("(compiled)")
     table = format_rows(rows, "md").splitlines()
     assert table[0].startswith("| task | thr |") and len(table) == 2 + len(rows) + 2
     assert len(format_rows(rows, "csv").splitlines()) == 1 + len(rows)
@@ -27,9 +27,10 @@ def test_bench_rows_are_well_formed(fp32_bundle):
 
 def test_bench_command_prints_table_on_stdout_and_progress_on_stderr(fp32_bundle, capsys):
     assert main(["bench", "-m", str(fp32_bundle[0]), "-r", "1", "--warmup", "0", "--new-tokens", "3",
-                 "-o", "json"]) == 0
+                 "-o", "json", "--runtime", "interpreter"]) == 0
     captured = capsys.readouterr()
-    assert json.loads(captured.out)[0]["new_tokens"] == 3
+    row = json.loads(captured.out)[0]
+    assert row["new_tokens"] == 3 and row["runtime"].endswith("(interpreter)")  # the path measured is named
     assert "[florence-edge] bench" in captured.err
     assert main(["bench", "-m", str(fp32_bundle[0]), "--new-tokens", "0"]) == 2
 
