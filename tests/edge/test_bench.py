@@ -18,7 +18,8 @@ def test_bench_rows_are_well_formed(fp32_bundle):
         assert r.first_token_ms >= r.vision_ms + r.encoder_ms
         assert r.end_to_end_ms > r.first_token_ms
         assert r.tokens_per_s == 1e3 / r.decode_ms_per_token
-        assert r.peak_rss_mb > 10 and r.bundle_mb > 0.5 and r.runtime.startswith("ai-edge-litert") and r.runtime.endswith("(compiled)")
+        assert r.peak_rss_mb > 10 and r.bundle_mb > 0.5
+        assert r.runtime.startswith("ai-edge-litert") and r.runtime.endswith("(compiled)")
     table = format_rows(rows, "md").splitlines()
     assert table[0].startswith("| task | thr |") and len(table) == 2 + len(rows) + 2
     assert len(format_rows(rows, "csv").splitlines()) == 1 + len(rows)
