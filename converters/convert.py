@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import resource
 import shutil
 import sys
@@ -84,7 +85,10 @@ def _check_output(out: Path, force: bool) -> None:
 def _install(staging: Path, out: Path) -> None:
     """Move the finished bundle into place; other files already in `out` are left alone."""
     out.mkdir(parents=True, exist_ok=True)
+    umask = os.umask(0)
+    os.umask(umask)
     for item in staging.iterdir():
+        item.chmod(0o666 & ~umask)  # the quantizer writes its files executable
         item.replace(out / item.name)
 
 

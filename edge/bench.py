@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.cpu import usable_cpus
 from edge.decoding import process_scores
 from edge.errors import FlorenceEdgeError
 from edge.model import Florence2
@@ -204,7 +205,8 @@ def format_rows(rows: list[Row], fmt: str) -> str:
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-m", "--model", required=True, help="bundle directory")
     parser.add_argument("-t", "--task", action="append", help="task (repeatable; default CAPTION)")
-    parser.add_argument("--threads", type=int, nargs="+", default=[4], help="thread counts to compare")
+    parser.add_argument("--threads", type=int, nargs="+", default=None,
+                        help="thread counts to compare (default: the CPUs this process may use)")
     parser.add_argument("-r", "--reps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--new-tokens", type=int, default=32, help="decoder steps per run (EOS ignored)")
@@ -217,9 +219,11 @@ def main(args: argparse.Namespace) -> int:
     try:
         if args.reps < 1 or args.new_tokens < 1 or args.warmup < 0:
             raise FlorenceEdgeError("--reps and --new-tokens must be at least 1, --warmup at least 0")
-        rows = bench(args.model, args.task or ["<CAPTION>"], args.threads, args.reps, args.warmup, args.new_tokens,
-                     args.image, progress=lambda msg: print(f"[florence-edge] bench {msg}", file=sys.stderr),
-                     runtime=args.runtime)
+        if args.threads and min(args.threads) < 1:
+            raise FlorenceEdgeError("--threads must be at least 1")
+        rows = bench(args.model, args.task or ["<CAPTION>"], args.threads or [usable_cpus()], args.reps,
+                     args.warmup, args.new_tokens, args.image,
+                     progress=lambda msg: print(f"[florence-edge] bench {msg}", file=sys.stderr), runtime=args.runtime)
     except FlorenceEdgeError as exc:
         print(f"florence-edge bench: {exc}", file=sys.stderr)
         return 2

@@ -10,6 +10,8 @@ from __future__ import annotations
 import ctypes
 import functools
 import importlib.util
+import math
+import os
 import platform
 import re
 import sys
@@ -89,3 +91,19 @@ def missing(compiler_names) -> list[str]:
     have = features()
     return sorted(n for n in compiler_names
                   if not all(k in have for k in _COMPILER_TO_KERNEL.get(n, (n.replace(".", "_"),))))
+
+
+def usable_cpus(cgroup: str = "/sys/fs/cgroup/cpu.max") -> int:
+    """The CPUs this process may run on: its affinity, capped by a cgroup v2 CPU quota (a systemd
+    CPUQuota=, a container's --cpus). More threads than that only wait for each other."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        count = os.cpu_count() or 1
+    try:
+        quota, period = Path(cgroup).read_text().split()[:2]
+        if quota != "max":
+            count = min(count, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return count

@@ -96,7 +96,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenes", type=int, default=200, help="number of held-out scenes")
     parser.add_argument("--seed", type=int, default=HELD_OUT_SEED, help="first scene seed")
     parser.add_argument("--beams", type=int, default=None, help="beam width (default: the model's)")
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads (default: the CPUs this process may use)")
     parser.add_argument("--json", action="store_true")
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edge import manifest as mf
+from edge.cpu import usable_cpus
 from edge.decoding import DecodeSettings, beam_search, greedy
 from edge.errors import FlorenceEdgeError
 from edge.kv_cache import DecoderSession, GrowingDecoder
@@ -57,11 +58,14 @@ class TokenEvent:
 class Florence2:
     def __init__(self, bundle_dir, num_threads: int | None = None, weight_cache: bool = True,
                  runtime: str | None = None):
-        """`weight_cache`: keep packed weights in a file (see `edge.runtime.weight_cache_file`);
+        """`num_threads`: default the CPUs this process may use (`edge.cpu.usable_cpus`);
+        `weight_cache`: keep packed weights in a file (see `edge.runtime.weight_cache_file`);
         `runtime`: 'compiled', 'interpreter' or 'auto' (the default; see `edge.runtime.select_runtime`)."""
+        if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
+            raise FlorenceEdgeError(f"num_threads must be a whole number of at least 1, got {num_threads!r}")
         self.manifest = mf.load_manifest(bundle_dir)
         m = self.manifest
-        threads = num_threads or 4
+        threads = num_threads or usable_cpus()
         self.runtime = select_runtime(runtime)
         cached = weight_cache and self.runtime == "compiled"
         self._graphs = {

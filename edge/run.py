@@ -33,7 +33,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--region", type=_region, help="pixel box x1,y1,x2,y2 for REGION_TO_* tasks")
     parser.add_argument("--beams", type=int, default=None, help="beam width (default: the model's, usually 3)")
     parser.add_argument("--max-new-tokens", type=int, default=None)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads (default: the CPUs this process may use)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per image and task")
     parser.add_argument("--draw", metavar="OUT.jpg", help="write the image with results drawn (%%d for several images)")
     add_runtime_argument(parser)

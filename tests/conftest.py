@@ -15,8 +15,12 @@ import pytest
 
 # No test may reach the network: a hub id must fail fast, not retry for 30 s.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-# Packed-weight caches go to a throwaway folder, not the user's ~/.cache.
+# Packed-weight caches go to a throwaway folder, not the user's ~/.cache, removed at the end.
 os.environ["FLORENCE_EDGE_CACHE"] = tempfile.mkdtemp(prefix="florence-edge-cache-")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(os.environ["FLORENCE_EDGE_CACHE"], ignore_errors=True)
 
 TINY_CONVERT = dict(caches=(16, 64), beams=3, prompt_lens=(16, 32), verify_tokens=24)
 # The trained demo model: buckets that cover its longest answers, one prompt bucket.

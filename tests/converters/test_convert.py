@@ -131,3 +131,9 @@ def test_cli_reports_bad_source_in_one_line(capsys, tmp_path):
     last = err.splitlines()[-1]
     assert "Traceback" not in err
     assert last.startswith("florence-edge convert: ") and "no such directory" in last
+
+
+def test_bundle_files_are_not_executable(int8_bundle, fp32_bundle):
+    for bundle in (int8_bundle[0], fp32_bundle[0]):
+        for path in bundle.iterdir():
+            assert path.stat().st_mode & 0o111 == 0, path

@@ -21,3 +21,10 @@ def test_convert_without_the_extra_names_the_extra(monkeypatch, capsys):
 def test_no_command_prints_help(capsys):
     assert cli.main([]) == 2
     assert "convert" in capsys.readouterr().out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.startswith("florence-edge ")

@@ -78,3 +78,27 @@ def test_32_bit_arm_is_told_to_install_a_64_bit_os(monkeypatch, capsys):
     assert main(["run", "-m", "b", "-i", "x.png", "-t", "OD"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "needs a 64-bit OS" in err and "getconf LONG_BIT" in err
+
+
+def test_threads_default_to_the_cpus_this_process_may_use(tmp_path, monkeypatch):
+    import os
+
+    allowed = len(os.sched_getaffinity(0))
+    quota = tmp_path / "cpu.max"
+    assert cpu.usable_cpus(str(tmp_path / "no-cgroup")) == allowed
+    quota.write_text("max 100000\n")
+    assert cpu.usable_cpus(str(quota)) == allowed
+    quota.write_text("50000 100000\n")  # systemd CPUQuota=50%
+    assert cpu.usable_cpus(str(quota)) == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6, 7})
+    quota.write_text("250000 100000\n")  # docker --cpus 2.5
+    assert cpu.usable_cpus(str(quota)) == 3
+
+
+@pytest.mark.parametrize("threads", ["0", "-2"])
+def test_threads_below_one_are_refused_in_one_line(threads, fp32_bundle, capsys):
+    assert main(["run", "-m", str(fp32_bundle[0]), "-i", "samples/shapes-1.png", "-t", "OD",
+                 "--threads", threads]) == 2
+    assert "num_threads must be a whole number of at least 1" in capsys.readouterr().err
+    assert main(["bench", "-m", str(fp32_bundle[0]), "--threads", "2", threads]) == 2
+    assert "--threads must be at least 1" in capsys.readouterr().err
