@@ -29,10 +29,9 @@ def _load(module_name: str):
         return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] in _CONVERT_EXTRA:
-            raise SystemExit(
-                f"florence-edge: this command needs the 'convert' extra ({exc.name} is missing): "
-                "pip install 'florence-edge[convert]'"
-            ) from None
+            print(f"florence-edge: this command needs the 'convert' extra ({exc.name} is missing): "
+                  "pip install 'florence-edge[convert]'", file=sys.stderr)
+            raise SystemExit(2) from None  # bad input, as the README's exit codes say
         raise
 
 
