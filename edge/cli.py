@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from edge import cpu
@@ -66,7 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         build_parser().print_help()
         return 2
-    return _load(COMMANDS[args.command][0]).main(args)
+    try:
+        return _load(COMMANDS[args.command][0]).main(args)
+    except KeyboardInterrupt:  # Ctrl-C: what was being written is removed on the way out
+        print(f"\nflorence-edge {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader went away (`| head`): nothing more to tell it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit is quiet too
+        return 141
 
 
 if __name__ == "__main__":

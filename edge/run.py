@@ -101,6 +101,8 @@ def main(args: argparse.Namespace) -> int:
     except FlorenceEdgeError as exc:
         print(f"\nflorence-edge run: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        raise  # the reader left: edge.cli ends quietly
     except OSError as exc:
         print(f"\nflorence-edge run: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 2
