@@ -12,11 +12,12 @@ from edge import manifest as mf
 from edge.cpu import usable_cpus
 from edge.decoding import DecodeSettings, beam_search, greedy
 from edge.errors import FlorenceEdgeError
+from edge.integrity import verify_bundle
 from edge.kv_cache import DecoderSession, GrowingDecoder
 from edge.postprocess import parse
 from edge.preprocess import load_image, pixel_values
 from edge.prompts import build_prompt, normalize_task
-from edge.runtime import Signature, open_graph, select_runtime, weight_cache_file
+from edge.runtime import Signature, cache_folder, open_graph, select_runtime, weight_cache_file
 from edge.text import TextCodec
 
 
@@ -65,6 +66,7 @@ class Florence2:
             raise FlorenceEdgeError(f"num_threads must be a whole number of at least 1, got {num_threads!r}")
         self.manifest = mf.load_manifest(bundle_dir)
         m = self.manifest
+        verify_bundle(m, cache_folder())  # before LiteRT parses a byte of it
         threads = num_threads or usable_cpus()
         self.runtime = select_runtime(runtime)
         cached = weight_cache and self.runtime == "compiled"

@@ -141,20 +141,25 @@ def add_runtime_argument(parser) -> None:
                              "also $FLORENCE_EDGE_RUNTIME)")
 
 
-def weight_cache_file(sha256: str) -> Path | None:
-    """Where a graph's packed weights are kept ($FLORENCE_EDGE_CACHE, else ~/.cache/florence-edge).
-
-    Named by the graph file's checksum, so a changed graph never meets an old cache; the
-    bundle directory itself may be read-only. None (pack in memory) if the directory
-    cannot be written.
-    """
+def cache_folder() -> Path | None:
+    """$FLORENCE_EDGE_CACHE, else ~/.cache/florence-edge (the bundle itself may be read-only);
+    None if it cannot be made or written."""
     try:
         default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "florence-edge"
         folder = Path(os.environ.get("FLORENCE_EDGE_CACHE") or default)
         folder.mkdir(parents=True, exist_ok=True)
     except (OSError, RuntimeError):  # RuntimeError: a service user without a home
         return None
-    return folder / f"{sha256[:32]}.xnnpack" if os.access(folder, os.W_OK) else None
+    return folder if os.access(folder, os.W_OK) else None
+
+
+def weight_cache_file(sha256: str) -> Path | None:
+    """Where a graph's packed weights are kept, in `cache_folder()`; None (pack in memory) without one.
+
+    Named by the graph file's checksum, so a changed graph never meets an old cache.
+    """
+    folder = cache_folder()
+    return folder / f"{sha256[:32]}.xnnpack" if folder else None
 
 
 def open_graph(path: Path, num_threads: int, quantization: str, weight_cache: Path | None = None,
