@@ -32,7 +32,7 @@ def _stage(label: str):
     start = time.perf_counter()
     try:
         yield
-    except (ConversionError, KeyboardInterrupt):
+    except ConversionError:
         raise
     except Exception as exc:
         raise StageFailed(label, exc) from exc
@@ -56,16 +56,9 @@ def _write_log(label: str, exc: BaseException) -> Path:
     fd, name = tempfile.mkstemp(prefix="florence-edge-convert-", suffix=".log")
     with open(fd, "w") as log:
         log.write(f"stage: {label}\n\n{''.join(traceback.format_exception(exc))}")
-        for inner in _chain(exc):
-            if getattr(inner, "held_log", ""):
-                log.write(f"\nwhat the libraries printed:\n{inner.held_log}")
+        if getattr(exc, "held_log", ""):  # set by quiet(show_on_failure=False) as exc left it
+            log.write(f"\nwhat the libraries printed:\n{exc.held_log}")
     return Path(name)
-
-
-def _chain(exc: BaseException | None):
-    while exc is not None:
-        yield exc
-        exc = exc.__cause__ or exc.__context__
 
 
 def decoder_buckets(caches, beams: int, max_positions: int) -> list[tuple[int, int]]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.cpu import usable_cpus
+from edge import cpu
 from edge.decoding import process_scores
 from edge.errors import FlorenceEdgeError
 from edge.model import Florence2
@@ -83,11 +83,13 @@ def decode_fixed(model: Florence2, enc, task: str, new_tokens: int) -> tuple[flo
     return encoder_ms, steps[0], steps[1:]
 
 
-def bench(bundle, tasks=("<CAPTION>",), threads=(4,), reps: int = 5, warmup: int = 1, new_tokens: int = 32,
+def bench(bundle, tasks=("<CAPTION>",), threads=None, reps: int = 5, warmup: int = 1, new_tokens: int = 32,
           image=None, progress=None, runtime: str | None = None) -> list[Row]:
-    """Python twin of the command: one Row per (threads, task)."""
+    """Python twin of the command: one Row per (threads, task); `threads` defaults to the CPUs this
+    process may use."""
     from edge.scenes import make_scene
 
+    threads = threads or [cpu.usable_cpus()]
     image = image if image is not None else make_scene(1_000_000).image
     rows = []
     bundle_mb = sum(f.stat().st_size for f in Path(bundle).iterdir() if f.is_file()) / 1e6
@@ -118,7 +120,7 @@ def bench(bundle, tasks=("<CAPTION>",), threads=(4,), reps: int = 5, warmup: int
                 decode_ms_per_token=d, decode_sd=d_sd, tokens_per_s=1e3 / d if d else float("inf"),
                 end_to_end_ms=ttft + d * (new_tokens - 1),
                 peak_rss_mb=peak_rss_mb(), bundle_mb=bundle_mb,
-                quantization=model.manifest.quantization, cpu=cpu_name(),
+                quantization=model.manifest.quantization, cpu=cpu.name(),
                 os=f"{platform.system()} {platform.release()}", runtime=f"{runtime_version()} ({model.runtime})",
                 commit=commit(),
             ))
@@ -143,16 +145,6 @@ def peak_rss_mb() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware", "cpu model")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def runtime_version() -> str:
@@ -221,7 +213,7 @@ def main(args: argparse.Namespace) -> int:
             raise FlorenceEdgeError("--reps and --new-tokens must be at least 1, --warmup at least 0")
         if args.threads and min(args.threads) < 1:
             raise FlorenceEdgeError("--threads must be at least 1")
-        rows = bench(args.model, args.task or ["<CAPTION>"], args.threads or [usable_cpus()], args.reps,
+        rows = bench(args.model, args.task or ["<CAPTION>"], args.threads, args.reps,
                      args.warmup, args.new_tokens, args.image,
                      progress=lambda msg: print(f"[florence-edge] bench {msg}", file=sys.stderr), runtime=args.runtime)
     except FlorenceEdgeError as exc:

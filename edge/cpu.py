@@ -76,13 +76,22 @@ def _hwcaps() -> frozenset:
     return frozenset(names)
 
 
-def _cpuinfo_features(path: str = "/proc/cpuinfo") -> frozenset:
+def _cpuinfo(path: str = "/proc/cpuinfo") -> str:
     try:
-        text = Path(path).read_text(errors="replace")
+        return Path(path).read_text(errors="replace")
     except OSError:
-        return frozenset()
-    match = re.search(r"^(?:Features|flags)\s*:(.*)$", text, re.MULTILINE)
+        return ""
+
+
+def _cpuinfo_features(path: str = "/proc/cpuinfo") -> frozenset:
+    match = re.search(r"^(?:Features|flags)\s*:(.*)$", _cpuinfo(path), re.MULTILINE)
     return frozenset(match.group(1).split()) if match else frozenset()
+
+
+def name() -> str:
+    """The CPU's model name as the OS gives it, for benchmark reports."""
+    match = re.search(r"^(?:model name|hardware|cpu model)\s*:(.*)$", _cpuinfo(), re.MULTILINE | re.IGNORECASE)
+    return match.group(1).strip() if match else platform.processor() or platform.machine()
 
 
 def missing(compiler_names) -> list[str]:

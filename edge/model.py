@@ -72,7 +72,8 @@ class Florence2:
         cached = weight_cache and self.runtime == "compiled"
         self._graphs = {
             role: open_graph(m.graph_path(role), threads, m.quantization,
-                             weight_cache_file(m.file_sha256(role)) if cached else None, self.runtime)
+                             weight_cache_file(m.file_sha256(role)) if cached else None, self.runtime,
+                             len(m.graph(role)["signatures"]))
             for role in mf.GRAPH_ROLES
         }
         self._vision = self.signature(mf.VISION, mf.VISION)

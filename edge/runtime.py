@@ -41,12 +41,11 @@ _ENVIRONMENT = []  # one LiteRT environment per process, made on first use
 
 def _environment():
     if not _ENVIRONMENT:
+        import ai_edge_litert
         from ai_edge_litert.environment import Environment
 
-        # A plugin folder with no accelerator in it: florence-edge runs on the CPU. (The model loader
-        # still makes its own environment, which does load the GPU plugin: compiled_runtime_blockers.)
         # Called inside quiet(): making it logs every accelerator it probes.
-        _ENVIRONMENT.append(Environment.create(runtime_path=os.path.dirname(__file__)))
+        _ENVIRONMENT.append(Environment.create(runtime_path=os.path.dirname(ai_edge_litert.__file__)))
     return _ENVIRONMENT[0]
 
 
@@ -67,6 +66,10 @@ def _close_quietly() -> None:
 
 
 RUNTIMES = ("compiled", "interpreter")
+# An interpreter hands every subgraph of a file to XNNPACK at its first allocation, and each packs
+# its own copy of the weights (no weight cache on that path): the base decoder's 12 signatures took
+# 1.2 GB. A file with more signatures than this runs on the interpreter's built-in kernels instead.
+_XNNPACK_MAX_SIGNATURES = 2
 
 
 @functools.lru_cache(maxsize=1)
@@ -125,13 +128,15 @@ def select_runtime(requested: str | None = None) -> str:
         raise FlorenceEdgeError(f"unknown runtime {requested!r} (choose auto, {', '.join(RUNTIMES)})")
     if runtime_name() == "tflite-runtime":
         return "tflite-runtime"
-    lib, lacking = compiled_runtime_blockers() if requested != "interpreter" else ("", "")
-    if lib and requested == "compiled":
+    if requested == "interpreter":
+        return "interpreter"
+    lib, lacking = compiled_runtime_blockers()
+    if not lib:
+        return "compiled"
+    if requested == "compiled":
         raise FlorenceEdgeError(f"the compiled runtime would load {lib}, built for CPU features this CPU lacks "
                                 f"({lacking}), and die; use the interpreter runtime")
-    if lib or requested == "interpreter":
-        return "interpreter"
-    return "compiled"
+    return "interpreter"
 
 
 def add_runtime_argument(parser) -> None:
@@ -163,14 +168,16 @@ def weight_cache_file(sha256: str) -> Path | None:
 
 
 def open_graph(path: Path, num_threads: int, quantization: str, weight_cache: Path | None = None,
-               runtime: str = "compiled"):
-    """Load one .tflite file on `runtime` (see `select_runtime`); refuse dynamic-int8 on tflite-runtime."""
+               runtime: str = "compiled", signatures: int = 1):
+    """Load one .tflite file of `signatures` signatures on `runtime` (see `select_runtime`); refuse
+    dynamic-int8 on tflite-runtime."""
+    builtin = signatures > _XNNPACK_MAX_SIGNATURES
     if runtime == "compiled":
         return CompiledGraph(path, num_threads, weight_cache)
     if runtime == "interpreter":
         from ai_edge_litert.interpreter import Interpreter
 
-        return InterpreterGraph(path, num_threads, Interpreter)
+        return InterpreterGraph(path, num_threads, Interpreter, builtin)
     if quantization == "int8":
         raise FlorenceEdgeError(
             "this bundle is dynamic-int8, which tflite-runtime silently computes as zeros; "
@@ -178,7 +185,7 @@ def open_graph(path: Path, num_threads: int, quantization: str, weight_cache: Pa
         )
     print("florence-edge: ai-edge-litert not found, using tflite-runtime (slower, fp32/weight-only only)",
           file=sys.stderr)
-    return InterpreterGraph(path, num_threads, _fallback_interpreter())
+    return InterpreterGraph(path, num_threads, _fallback_interpreter(), builtin)
 
 
 def _builtin_kernels(interpreter_class):
@@ -352,28 +359,18 @@ class CompiledGraph:
         return tensor, buffer
 
 
-# An interpreter hands every subgraph of a file to XNNPACK at its first allocation, and each packs
-# its own copy of the weights (no weight cache on this path): the base decoder's 12 signatures took
-# 1.2 GB. A file with more signatures than this runs on the interpreter's built-in kernels instead.
-_XNNPACK_MAX_SIGNATURES = 2
-
-
 class InterpreterGraph:
     """A .tflite file as a (tflite-runtime or ai-edge-litert) Interpreter: the path for CPUs the
     compiled model cannot run on, and the fallback without ai-edge-litert."""
 
-    def __init__(self, path: Path, num_threads: int, interpreter_class):
+    def __init__(self, path: Path, num_threads: int, interpreter_class, builtin_kernels: bool = False):
+        """`builtin_kernels`: the interpreter's own kernels instead of XNNPACK (see _XNNPACK_MAX_SIGNATURES)."""
         self._path = path
-        self.kernels = "xnnpack"
+        self.kernels = "builtin" if builtin_kernels else "xnnpack"
+        options = {"experimental_op_resolver_type": _builtin_kernels(interpreter_class)} if builtin_kernels else {}
         try:
             with quiet(f"loading {path}"):
-                # The default delegate is applied at the first allocation, so counting signatures is free.
-                self._interpreter = interpreter_class(model_path=str(path), num_threads=num_threads)
-                if len(self._interpreter.get_signature_list()) > _XNNPACK_MAX_SIGNATURES:
-                    self.kernels = "builtin"
-                    self._interpreter = interpreter_class(
-                        model_path=str(path), num_threads=num_threads,
-                        experimental_op_resolver_type=_builtin_kernels(interpreter_class))
+                self._interpreter = interpreter_class(model_path=str(path), num_threads=num_threads, **options)
         except (ValueError, RuntimeError) as exc:
             raise FlorenceEdgeError(f"cannot load graph {path}: {exc}") from None
 

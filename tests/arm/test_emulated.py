@@ -74,14 +74,14 @@ def _x86_cases(bundle, beams):
 
 @pytest.fixture(scope="module")
 def configs(demo_fp32_bundle, demo_int8_bundle):
-    """(name, bundle, beams) as the issue asks: fp32 greedy and beam, int8 greedy."""
-    return [("fp32", demo_fp32_bundle[0], "1,3"), ("int8", demo_int8_bundle[0], "1")]
+    """name -> (bundle, beams, this host's results), as the issue asks: fp32 greedy and beam, int8 greedy."""
+    wanted = {"fp32": (demo_fp32_bundle[0], "1,3"), "int8": (demo_int8_bundle[0], "1")}
+    return {name: (bundle, beams, _x86_cases(bundle, beams)) for name, (bundle, beams) in wanted.items()}
 
 
 @pytest.mark.parametrize("cpu", CPUS)
 def test_every_core_gives_the_tokens_and_results_of_x86(cpu, sysroot, configs, tmp_path):
-    for name, bundle, beams in configs:
-        expected = _x86_cases(bundle, beams)
+    for name, (bundle, beams, expected) in configs.items():
         got = _emulated_cases(sysroot, cpu, bundle, beams, tmp_path / name)
         assert got["runtime"] == ("interpreter" if cpu in ARMV80 else "compiled")
         assert len(got["results"]) == len(expected["results"]) > 0
@@ -133,10 +133,9 @@ def _digests(folder: Path) -> dict:
     return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(folder.glob("*.xnnpack"))}
 
 
-def test_a_weight_cache_from_another_cpu_is_repacked_not_trusted(sysroot, demo_int8_bundle, tmp_path):
+def test_a_weight_cache_from_another_cpu_is_repacked_not_trusted(sysroot, configs, tmp_path):
     """A copied SD card or a shared folder: packed weights written on x86 meet an A76, then an A72."""
-    bundle = demo_int8_bundle[0]
-    expected = _x86_cases(bundle, "1")
+    bundle, _, expected = configs["int8"]
     cache = tmp_path / "cache"
     cache.mkdir()
     x86 = subprocess.run([sys.executable, str(REPO / "tests" / "arm" / "drive.py"), str(bundle), "1"], check=True,
