@@ -41,6 +41,18 @@ def task_table(source: Source) -> dict:
             for task, prompt in prompts.items()}
 
 
+def trained_tasks(source: Source, tasks: dict) -> list[str] | None:
+    """The tasks the checkpoint says its model was trained for (`trained_tasks` in config.json);
+    None when it does not say (Microsoft's models: every task)."""
+    trained = getattr(source.model.config, "trained_tasks", None)
+    if trained is None:
+        return None
+    if not isinstance(trained, list) or not trained or not set(trained) <= set(tasks):
+        raise ConversionError(f"{source.ident}: config.json's trained_tasks must be a list of the processor's "
+                              f"tasks ({', '.join(sorted(tasks))})")
+    return list(trained)
+
+
 def generation_defaults(source: Source) -> dict:
     g = source.model.generation_config
     text = source.model.config.text_config
@@ -121,6 +133,7 @@ def build_manifest(source: Source, dims: Dims, buckets, prompt_lens, quantizatio
         "image": image_settings(source),
         "special_tokens": special_tokens(source),
         "tasks": task_table(source),
+        "trained_tasks": trained_tasks(source, task_table(source)),
         "post_processing": source.processor.post_processor_config or {},
         "generation": generation_defaults(source),
         "graphs": graphs,

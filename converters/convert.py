@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import resource
 import shutil
@@ -18,25 +19,53 @@ from converters import export, recipes, verify
 from converters.errors import ConversionError
 from converters.graphs import Dims
 from converters.source import load_source
+from edge import manifest as mf
+from edge.quiet import quiet
 
 DEFAULT_CACHES = (64, 256, 1024)
 # Every fixed task prompt fits 32 tokens (the longest, a region task, takes 19); 128 leaves
 # room for grounding phrases and referring expressions.
 DEFAULT_PROMPT_LENS = (32, 128)
+_LONGEST_TASK = 32
 
 
-@contextlib.contextmanager
-def _stage(label: str):
-    """Print a stage's start and duration; turn a failure inside it into one `StageFailed` line."""
-    print(f"[florence-edge] {label} ...", file=sys.stderr, flush=True)
-    start = time.perf_counter()
-    try:
-        yield
-    except ConversionError:
-        raise
-    except Exception as exc:
-        raise StageFailed(label, exc) from exc
-    print(f"[florence-edge] {label}: done in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+class _Stages:
+    """The conversion's stages: a line on the terminal as each starts and ends; everything torch,
+    litert-torch, the quantizer and absl print meanwhile is held (shown with `verbose`), and a
+    failure inside a stage becomes one `StageFailed` line with the held output in its log."""
+
+    def __init__(self, verbose: bool):
+        self.verbose = verbose
+        self.terminal = sys.stderr
+
+    @contextlib.contextmanager
+    def holding(self):
+        """Hold library output for the whole conversion, the terminal kept for progress lines."""
+        if self.verbose:
+            yield
+            return
+        self.terminal = os.fdopen(os.dup(2), "w", buffering=1)
+        try:
+            with quiet("converting", show_on_failure=False):
+                yield
+        finally:
+            self.terminal.close()
+            self.terminal = sys.stderr
+
+    @contextlib.contextmanager
+    def __call__(self, label: str):
+        print(f"[florence-edge] {label} ...", file=self.terminal, flush=True)
+        start = time.perf_counter()
+        held = contextlib.nullcontext() if self.verbose else quiet(label, show_on_failure=False)
+        try:
+            with held:
+                yield
+        except ConversionError:
+            raise
+        except Exception as exc:
+            raise StageFailed(label, exc) from exc
+        print(f"[florence-edge] {label}: done in {time.perf_counter() - start:.1f} s", file=self.terminal,
+              flush=True)
 
 
 class StageFailed(ConversionError):
@@ -69,14 +98,47 @@ def decoder_buckets(caches, beams: int, max_positions: int) -> list[tuple[int, i
 
 
 def _check_output(out: Path, force: bool) -> None:
+    """Refuse an output that would lose a file of the user's: `--force` replaces only an earlier
+    bundle's own files (those its manifest lists, and the manifest)."""
     if out.exists() and not out.is_dir():
         raise ConversionError(f"output {out} exists and is a file")
-    if out.exists() and any(out.iterdir()) and not force:
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if not force:
         raise ConversionError(f"output {out} already exists; pass --force to replace the bundle files in it")
+    earlier = _earlier_bundle_files(out)
+    for name in (*bw.GRAPH_FILES.values(), mf.TOKENIZER_NAME, mf.MANIFEST_NAME):
+        path = out / name
+        if (path.exists() or path.is_symlink()) and (name not in earlier or not path.is_file()):
+            raise ConversionError(f"output {out} holds {name}, which is not a file of an earlier bundle there; "
+                                  "--force replaces only those: move it away or choose another output")
 
 
-def _install(staging: Path, out: Path) -> None:
+def _earlier_bundle_files(out: Path) -> set[str]:
+    """The names an earlier bundle in `out` owns, by its manifest; none without a readable one."""
+    try:
+        manifest = json.loads((out / mf.MANIFEST_NAME).read_text())
+    except (OSError, ValueError):
+        return set()
+    if not isinstance(manifest, dict) or manifest.get("format") != mf.FORMAT or not isinstance(
+            manifest.get("files"), dict):
+        return set()
+    return {*manifest["files"], mf.MANIFEST_NAME}
+
+
+def _partial_folder(out: Path) -> tempfile.TemporaryDirectory:
+    """Where the bundle is built, beside `out`, so installing it is a rename; gone if anything fails."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.partial-")
+    except OSError as exc:
+        raise ConversionError(f"cannot write the bundle beside {out}: {exc.strerror} "
+                              f"({exc.filename or out.parent})") from None
+
+
+def _install(staging: Path, out: Path, force: bool) -> None:
     """Move the finished bundle into place; other files already in `out` are left alone."""
+    _check_output(out, force)  # again: the conversion took minutes
     out.mkdir(parents=True, exist_ok=True)
     umask = os.umask(0)
     os.umask(umask)
@@ -87,45 +149,54 @@ def _install(staging: Path, out: Path) -> None:
 
 def convert(src: str, out, quant: str = "int8", caches=DEFAULT_CACHES, beams: int | None = None,
             prompt_lens=DEFAULT_PROMPT_LENS, force: bool = False,
-            verify_tokens: int = verify.DEFAULT_TOKENS) -> dict:
-    """Python twin of `florence-edge convert`; returns the written manifest."""
+            verify_tokens: int = verify.DEFAULT_TOKENS, verbose: bool = False) -> dict:
+    """Python twin of `florence-edge convert`; returns the written manifest.
+
+    `verbose`: let the libraries' own output through instead of holding it."""
     out = Path(out).expanduser()
     if quant not in recipes.RECIPES:
         raise ConversionError(f"unknown quantization {quant!r}; choose from {', '.join(recipes.RECIPES)}")
     _check_output(out, force)
+    stages = _Stages(verbose)
+    with _partial_folder(out) as partial, stages.holding():
+        manifest = _convert(src, Path(partial), quant, caches, beams, prompt_lens, verify_tokens, stages)
+        _install(Path(partial) / "bundle", out, force)
+    return manifest
+
+
+def _convert(src, partial: Path, quant, caches, beams, prompt_lens, verify_tokens, _stage) -> dict:
+    """Build the bundle in `partial`/bundle; returns its manifest."""
     with _stage(f"load {src}"):
         source = load_source(src)
     text = source.model.config.text_config
     max_prompt = text.max_position_embeddings - source.image_tokens
     prompt_lens = sorted({int(p) for p in prompt_lens})
-    if not prompt_lens or not all(8 <= p <= max_prompt for p in prompt_lens):
-        raise ConversionError(f"--prompt-lens must be between 8 and {max_prompt} for this model")
+    if not prompt_lens or not all(8 <= p <= max_prompt for p in prompt_lens) or prompt_lens[-1] < _LONGEST_TASK:
+        raise ConversionError(f"--prompt-lens must be between 8 and {max_prompt} for this model, the longest "
+                              f"at least {_LONGEST_TASK} (every task's prompt)")
     dims = Dims.from_model(source.model, source.image_size[0], source.image_tokens, prompt_lens[-1])
     beams = beams or int(source.model.generation_config.num_beams or 1)
     buckets = decoder_buckets(caches, beams, text.max_position_embeddings)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.partial-") as tmp:
-        work, staging = Path(tmp) / "fp32", Path(tmp) / "bundle"
-        work.mkdir()
-        staging.mkdir()
-        float_paths, shapes = export.convert_graphs(source.model, dims, buckets, prompt_lens, work, _stage)
-        for role, path in float_paths.items():
-            target = staging / bw.GRAPH_FILES[role]
-            recipe = recipes.RECIPES[quant][role]
-            if recipe is None:
-                shutil.move(str(path), target)
-                continue
-            with _stage(f"quantize {role} graph ({quant})"):
-                recipes.quantize_file(str(path), str(target), recipe)
-        with _stage("write tokenizer and manifest"):
-            bw.write_tokenizer(source, staging)
-            manifest = bw.build_manifest(source, dims, buckets, prompt_lens, recipes.describe(quant), staging, shapes)
-            bw.write_manifest(manifest, staging)
-        with _stage("verify against PyTorch"):
-            manifest["parity"] = verify.parity_report(source, staging, verify_tokens)
-            bw.write_manifest(manifest, staging)
-        _install(staging, out)
+    work, staging = partial / "fp32", partial / "bundle"
+    work.mkdir()
+    staging.mkdir()
+    float_paths, shapes = export.convert_graphs(source.model, dims, buckets, prompt_lens, work, _stage)
+    for role, path in float_paths.items():
+        target = staging / bw.GRAPH_FILES[role]
+        recipe = recipes.RECIPES[quant][role]
+        if recipe is None:
+            shutil.move(str(path), target)
+            continue
+        with _stage(f"quantize {role} graph ({quant})"):
+            recipes.quantize_file(str(path), str(target), recipe)
+    with _stage("write tokenizer and manifest"):
+        bw.write_tokenizer(source, staging)
+        manifest = bw.build_manifest(source, dims, buckets, prompt_lens, recipes.describe(quant), staging, shapes)
+        bw.write_manifest(manifest, staging)
+    with _stage("verify against PyTorch"):
+        manifest["parity"] = verify.parity_report(source, staging, verify_tokens)
+        bw.write_manifest(manifest, staging)
     return manifest
 
 
@@ -149,7 +220,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verify-tokens", type=int, default=verify.DEFAULT_TOKENS,
                         help="new tokens per verification case")
     parser.add_argument("--force", action="store_true", help="replace bundle files in an existing output directory")
-    parser.add_argument("--debug", action="store_true", help="print the traceback of a failed stage too")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show the libraries' own output, and a failed stage's traceback")
 
 
 def _integers(flag: str, text: str) -> list[int]:
@@ -160,17 +232,17 @@ def _integers(flag: str, text: str) -> list[int]:
 
 
 def main(args: argparse.Namespace) -> int:
+    """0 done, 1 the bundle failed its parity check (kept, for inspection), 2 bad input, 3 a stage failed."""
     start = time.perf_counter()
+    caches = _integers("--cache-sizes", args.cache_sizes)
+    prompt_lens = _integers("--prompt-lens", args.prompt_lens)
     try:
-        caches = _integers("--cache-sizes", args.cache_sizes)
-        prompt_lens = _integers("--prompt-lens", args.prompt_lens)
         manifest = convert(args.src, args.output, args.quant, caches, args.beams, prompt_lens, args.force,
-                           args.verify_tokens)
-    except ConversionError as exc:
-        if args.debug and exc.__cause__ is not None:
+                           args.verify_tokens, args.verbose)
+    except StageFailed as exc:
+        if args.verbose:
             traceback.print_exception(exc.__cause__)
-        print(f"florence-edge convert: {exc}", file=sys.stderr)
-        return getattr(exc, "EXIT_CODE", 2)
+        raise
     print(verify.format_report(manifest["parity"]))
     print(summary(manifest, time.perf_counter() - start))
     print(f"bundle written to {args.output}")

@@ -1,5 +1,7 @@
-"""The converter's one error type for bad input (source, output, missing extra)."""
+"""The converter's error type for bad input (source, output, missing extra)."""
+
+from edge.errors import FlorenceEdgeError
 
 
-class ConversionError(Exception):
-    """A problem the user can fix; the CLI prints it as one line."""
+class ConversionError(FlorenceEdgeError):
+    """A problem the user can fix; the CLI prints it as one line (exit 2)."""

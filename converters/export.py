@@ -9,7 +9,6 @@ import torch
 
 from converters import graphs
 from edge.manifest import DECODER, ENCODER, VISION, decode_signature_name, encode_signature_name
-from edge.quiet import quiet
 
 
 def convert_graphs(model, dims: graphs.Dims, buckets: list[tuple[int, int]], prompt_lens: list[int],
@@ -45,7 +44,7 @@ def convert_graphs(model, dims: graphs.Dims, buckets: list[tuple[int, int]], pro
                 converter = (litert_torch if converter is None else converter).signature(
                     name, flat, sample_kwargs=flat.flat_sample
                 )
-            with torch.no_grad(), quiet(show_on_failure=False):
+            with torch.no_grad():
                 edge_model = converter.convert()
                 path = out_dir / f"{role}.fp32.tflite"
                 edge_model.export(str(path))

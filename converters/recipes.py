@@ -13,7 +13,6 @@ import dataclasses
 import numpy as np
 
 from edge.manifest import DECODER, ENCODER, VISION
-from edge.quiet import quiet
 
 ALL_OPS = ("*",)
 # ai-edge-quantizer 0.10 quantizes a weight over 32 MiB in 2-D chunks and fails there for a 4-D
@@ -56,7 +55,7 @@ def quantize_file(float_path: str, out_path: str, recipe: tuple[str, tuple[str, 
 
     name, ops = recipe
     (base,) = getattr(recipes, name)()
-    with quiet(show_on_failure=False), _large_weights_by_slices():
+    with _large_weights_by_slices():
         qt = quantizer.Quantizer(float_path)
         qt.load_quantization_recipe([dict(base, operation=op) for op in ops])
         qt.quantize().export_model(out_path, overwrite=True)

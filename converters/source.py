@@ -54,7 +54,7 @@ def load_source(src: str) -> Source:
         processor = AutoProcessor.from_pretrained(where, backend="pil")
     except OSError as exc:
         raise ConversionError(f"cannot load {src}: {_first_line(exc)}") from None
-    except (ValueError, KeyError, TypeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a damaged file fails in any of a dozen libraries' own ways
         raise ConversionError(f"{src} is not a loadable Florence-2 checkpoint: {_first_line(exc)}") from None
     if type(processor).__name__ != "Florence2Processor":
         raise ConversionError(f"{src} has a {type(processor).__name__}, not a Florence2Processor")
@@ -70,9 +70,12 @@ def _check_local(path: Path) -> None:
     if not config_path.is_file():
         raise ConversionError(f"{path} is not a Florence-2 checkpoint: no config.json")
     try:
-        config = json.loads(config_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        config = json.loads(config_path.read_bytes())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConversionError(f"{config_path} is not valid JSON: {exc}") from None
+    if not isinstance(config, dict):
+        raise ConversionError(f"{config_path} is not a model config: it holds a {type(config).__name__}, "
+                              "not an object")
     if config.get("model_type") != "florence2":
         raise ConversionError(
             f"{path} is not a Florence-2 checkpoint (model_type is {config.get('model_type')!r})"

@@ -29,7 +29,7 @@ from converters.test_checkpoints import (
     save_checkpoint,
     set_generation_defaults,
 )
-from edge.scenes import COLOURS, SHAPES, WORDS, caption, intersection, make_scene, training_examples
+from edge.scenes import COLOURS, SHAPES, TASKS, WORDS, caption, intersection, make_scene, training_examples
 
 # Small enough to train in under 45 minutes on 2 cores, same architecture as base.
 # 192 px costs half of 256 px in the vision tower and still renders words legibly.
@@ -235,6 +235,7 @@ def train(out: Path, steps: int, batch: int, scenes: int, seed: int, lr: float, 
                               f"{time.perf_counter() - start:.0f}"])
                 fh.flush()
     trainer.model.eval()
+    trainer.model.config.trained_tasks = list(TASKS)  # the bundle tells users which tasks mean something
     trainer.save(out)
     print(f"trained {steps} steps in {(time.perf_counter() - start) / 60:.1f} min; checkpoint in {out}")
 

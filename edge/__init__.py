@@ -1,9 +1,9 @@
 """florence-edge device runtime: Florence-2 bundles on LiteRT, with no torch."""
 
-from edge.errors import FlorenceEdgeError
+from edge.errors import FlorenceEdgeError, FlorenceEdgeWarning
 
 _MODEL_NAMES = ("Encoded", "Florence2", "Result", "Timings", "TokenEvent")
-__all__ = [*_MODEL_NAMES, "FlorenceEdgeError"]
+__all__ = [*_MODEL_NAMES, "FlorenceEdgeError", "FlorenceEdgeWarning"]
 
 
 def __getattr__(name: str):

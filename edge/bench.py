@@ -23,7 +23,7 @@ from edge import cpu
 from edge.decoding import process_scores
 from edge.errors import FlorenceEdgeError
 from edge.model import Florence2
-from edge.prompts import normalize_task, takes_input
+from edge.prompts import normalize_task, takes_input, takes_region
 from edge.runtime import add_runtime_argument, runtime_name
 
 # A neutral input for tasks that need text: a phrase for grounding, a region for REGION_TO_*.
@@ -68,7 +68,7 @@ def _timed(fn, *args):
 def decode_fixed(model: Florence2, enc, task: str, new_tokens: int) -> tuple[float, float, list[float]]:
     """Text encoder ms, first-step ms and per-step ms for exactly `new_tokens` greedy steps (EOS ignored)."""
     key = normalize_task(task)
-    text = (_REGION if key.startswith("<REGION_TO") else _TEXT) if takes_input(model.manifest.tasks, key) else None
+    text = (_REGION if takes_region(key) else _TEXT) if takes_input(model.manifest.tasks, key) else None
     settings = model.settings(num_beams=1, max_new_tokens=new_tokens)
     session, encoder_ms = _timed(model.encode_prompt, enc, key, text, settings)
     seq = np.array([[settings.decoder_start_id]], dtype=np.int64)
@@ -92,9 +92,10 @@ def bench(bundle, tasks=("<CAPTION>",), threads=None, reps: int = 5, warmup: int
     threads = threads or [cpu.usable_cpus()]
     image = image if image is not None else make_scene(1_000_000).image
     rows = []
-    bundle_mb = sum(f.stat().st_size for f in Path(bundle).iterdir() if f.is_file()) / 1e6
     # The first load ever writes the packed-weight cache; every load timed below reads it.
-    Florence2(bundle, threads[0], runtime=runtime).close()
+    first = Florence2(bundle, threads[0], runtime=runtime)
+    bundle_mb = sum(entry["bytes"] for entry in first.manifest.raw["files"].values()) / 1e6
+    first.close()
     for n_threads in threads:
         reset_peak_rss()  # each thread count's peak is its own model's, not the previous one's
         model, load_ms = _timed(Florence2, bundle, n_threads, True, runtime)
@@ -208,16 +209,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        if args.reps < 1 or args.new_tokens < 1 or args.warmup < 0:
-            raise FlorenceEdgeError("--reps and --new-tokens must be at least 1, --warmup at least 0")
-        if args.threads and min(args.threads) < 1:
-            raise FlorenceEdgeError("--threads must be at least 1")
-        rows = bench(args.model, args.task or ["<CAPTION>"], args.threads, args.reps,
-                     args.warmup, args.new_tokens, args.image,
-                     progress=lambda msg: print(f"[florence-edge] bench {msg}", file=sys.stderr), runtime=args.runtime)
-    except FlorenceEdgeError as exc:
-        print(f"florence-edge bench: {exc}", file=sys.stderr)
-        return 2
+    if args.reps < 1 or args.new_tokens < 1 or args.warmup < 0:
+        raise FlorenceEdgeError("--reps and --new-tokens must be at least 1, --warmup at least 0")
+    if args.threads and min(args.threads) < 1:
+        raise FlorenceEdgeError("--threads must be at least 1")
+    rows = bench(args.model, args.task or ["<CAPTION>"], args.threads, args.reps,
+                 args.warmup, args.new_tokens, args.image,
+                 progress=lambda msg: print(f"[florence-edge] bench {msg}", file=sys.stderr), runtime=args.runtime)
     print(format_rows(rows, args.output))
     return 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from edge.errors import FlorenceEdgeError
 from edge.manifest import load_manifest, verify_checksums
 
 
@@ -19,11 +18,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        results = check(args.bundle)
-    except FlorenceEdgeError as exc:
-        print(f"florence-edge check: {exc}", file=sys.stderr)
-        return 2
+    results = check(args.bundle)
     for name, ok in results.items():
         print(f"{'ok ' if ok else 'BAD'} {name}")
     bad = [n for n, ok in results.items() if not ok]

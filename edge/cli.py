@@ -9,9 +9,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
+import warnings
 
 from edge import cpu
+from edge.errors import FlorenceEdgeError, FlorenceEdgeWarning
 
 COMMANDS = {
     "convert": ("converters.convert", "convert a Florence-2 checkpoint to a LiteRT bundle"),
@@ -56,19 +59,54 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+# "-10,5,100,100" would read as an option to argparse: a flag's value that starts with a minus
+# and a digit is joined to the flag ("--region=-10,5,100,100").
+_NEGATIVE_VALUE = re.compile(r"-\.?\d")
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and _NEGATIVE_VALUE.match(arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
+_default_show = warnings.showwarning
+
+
+def _show_warning(command: str):
+    """Our warnings as one line, like our errors; other libraries' as Python shows them."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, FlorenceEdgeWarning):
+            print(f"florence-edge {command}: note: {message}", file=sys.stderr)
+        else:
+            _default_show(message, category, filename, lineno, file, line)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Every command ends the same way: 0 done; 2 bad input (`FlorenceEdgeError`, one line); the
+    error's own EXIT_CODE where it has one; 130 Ctrl-C; 141 a closed pipe."""
     problem = cpu.platform_problem()
     if problem:
         print(f"florence-edge: {problem}", file=sys.stderr)
         return 2
-    argv = sys.argv[1:] if argv is None else argv
+    argv = _join_negative_values(sys.argv[1:] if argv is None else list(argv))
     selected = next((a for a in argv if a in COMMANDS), None)
     args = build_parser(selected).parse_args(argv)
     if args.command is None:
         build_parser().print_help()
         return 2
+    warnings.showwarning = _show_warning(args.command)
     try:
         return _load(COMMANDS[args.command][0]).main(args)
+    except FlorenceEdgeError as exc:
+        print(f"florence-edge {args.command}: {exc}", file=sys.stderr)
+        return exc.EXIT_CODE
     except KeyboardInterrupt:  # Ctrl-C: what was being written is removed on the way out
         print(f"\nflorence-edge {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -105,14 +105,10 @@ def main(args: argparse.Namespace) -> int:
     def progress(done, total):
         print(f"\r[florence-edge] eval {done}/{total}", end="", file=sys.stderr, flush=True)
 
-    try:
-        if args.scenes < 1:
-            raise FlorenceEdgeError("--scenes must be at least 1")
-        model = Florence2(args.model, num_threads=args.threads)
-        result = evaluate(model, args.scenes, args.seed, args.beams, progress)
-    except FlorenceEdgeError as exc:
-        print(f"\nflorence-edge eval: {exc}", file=sys.stderr)
-        return 2
+    if args.scenes < 1:
+        raise FlorenceEdgeError("--scenes must be at least 1")
+    model = Florence2(args.model, num_threads=args.threads)
+    result = evaluate(model, args.scenes, args.seed, args.beams, progress)
     print(file=sys.stderr)
     print(json.dumps(result) if args.json else format_metrics(result))
     return 0

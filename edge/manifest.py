@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import FlorenceEdgeError
+from edge.postprocess import KINDS
 
 FORMAT = "florence-edge-bundle"
 FORMAT_VERSION = 4  # 3: host tensors flat, cross K/V in their shapes, self K transposed; 4: prompt buckets
@@ -57,6 +58,11 @@ class Manifest:
         return self.raw["tasks"]
 
     @property
+    def trained_tasks(self) -> list[str] | None:
+        """The tasks the model was trained for, if the checkpoint said (None: every task)."""
+        return self.raw.get("trained_tasks")
+
+    @property
     def generation(self) -> dict:
         return self.raw["generation"]
 
@@ -90,7 +96,9 @@ class Manifest:
 
 
 def load_manifest(bundle_dir: str | Path) -> Manifest:
-    """Read and check a bundle's manifest: format, version and file sizes (not hashes)."""
+    """Read and check a bundle's manifest: format, version, schema, file names and sizes (not hashes)."""
+    if not isinstance(bundle_dir, (str, Path)):
+        raise FlorenceEdgeError(f"a bundle is a directory path, got {type(bundle_dir).__name__}")
     root = Path(bundle_dir)
     if not root.is_dir():
         raise FlorenceEdgeError(f"bundle not found: {root} is not a directory")
@@ -109,16 +117,107 @@ def load_manifest(bundle_dir: str | Path) -> Manifest:
             f"bundle format version {version} is not supported by this runtime (it reads version {FORMAT_VERSION}); "
             "convert the model again with the matching florence-edge"
         )
+    problem = _schema_problem(raw, _SCHEMA, "") or _contract_problem(raw)
+    if problem:
+        raise FlorenceEdgeError(f"corrupt manifest {path}: {problem}")
     manifest = Manifest(root, raw)
-    _check_sizes(manifest)
+    _check_files(manifest)
     return manifest
 
 
-def _check_sizes(manifest: Manifest) -> None:
+class _Map:
+    """A JSON object whose keys are names of the bundle's choosing, each value of one schema."""
+
+    def __init__(self, schema):
+        self.schema = schema
+
+
+_NUMBER = (int, float)
+_TENSOR = {"shape": [int], "dtype": str}
+_SIGNATURES = _Map({"inputs": _Map(_TENSOR), "outputs": _Map(_TENSOR)})
+_GRAPH = {"file": str, "signatures": _SIGNATURES}
+# What the runtime reads, and nothing else: fields it does not read (created, source, tools,
+# parity ...) stay free for the converter to change.
+_SCHEMA = {
+    "model": {"decoder_layers": int, "image_tokens": int, "prompt_lens": [int]},
+    "image": {"height": int, "width": int, "mean": [_NUMBER], "std": [_NUMBER], "resample": int,
+              "rescale_factor": _NUMBER},
+    "special_tokens": {name: int for name in ("bos", "eos", "pad", "decoder_start")},
+    "tasks": _Map({"prompt": str, "post_processing": str}),
+    "post_processing": dict,
+    "generation": {"num_beams": int, "no_repeat_ngram_size": int, "early_stopping": bool,
+                   "length_penalty": _NUMBER, "max_new_tokens": int, "forced_bos_token_id": int,
+                   "forced_eos_token_id": int},
+    "graphs": {VISION: _GRAPH, ENCODER: _GRAPH, DECODER: {**_GRAPH, "buckets": [{"batch": int, "cache": int}]}},
+    "files": _Map({"bytes": int, "sha256": str}),
+    "quantization": {"name": str},
+}
+_DTYPES = {"float32", "float16", "int32", "int64", "int8", "uint8", "bool"}
+
+
+def _schema_problem(value, schema, where: str) -> str | None:
+    """The first place `value` departs from `schema`, as "key.sub: what is wrong"; None if it fits."""
+    if isinstance(schema, _Map):
+        if not isinstance(value, dict):
+            return f"{_at(where)} must be an object"
+        return next((p for k, v in value.items() if (p := _schema_problem(v, schema.schema, f"{where}.{k}"))), None)
+    if isinstance(schema, dict):
+        if not isinstance(value, dict):
+            return f"{_at(where)} must be an object"
+        missing = [k for k in schema if k not in value]
+        if missing:
+            return f"{_at(where + '.' + missing[0])} is missing"
+        return next((p for k, s in schema.items() if (p := _schema_problem(value[k], s, f"{where}.{k}"))), None)
+    if isinstance(schema, list):
+        if not isinstance(value, list):
+            return f"{_at(where)} must be a list"
+        return next((p for i, v in enumerate(value) if (p := _schema_problem(v, schema[0], f"{where}[{i}]"))), None)
+    # bool is an int to Python, never to the manifest
+    if isinstance(value, bool) != (schema is bool) or not isinstance(value, schema):
+        names = " or ".join(t.__name__ for t in (schema if isinstance(schema, tuple) else (schema,)))
+        return f"{_at(where)} must be {names}, not {type(value).__name__}"
+    return None
+
+
+def _at(where: str) -> str:
+    return where.lstrip(".") or "manifest"
+
+
+def _contract_problem(raw: dict) -> str | None:
+    """What the schema cannot say: plain file names, graphs among the hashed files, known kinds and dtypes."""
+    for name in raw["files"]:
+        if name in ("", ".", "..") or name != Path(name).name or "\\" in name:
+            return f"file name {name!r} is not a plain name inside the bundle"
+    for role in GRAPH_ROLES:
+        graph = raw["graphs"][role]
+        if graph["file"] not in raw["files"]:
+            return f"graphs.{role}.file {graph['file']!r} is not among the bundle's files"
+        for key, sig in graph["signatures"].items():
+            for name, tensor in (*sig["inputs"].items(), *sig["outputs"].items()):
+                if tensor["dtype"] not in _DTYPES or any(n < 0 for n in tensor["shape"]):
+                    return f"graphs.{role}.signatures.{key}: tensor {name} has no valid dtype and shape"
+    if TOKENIZER_NAME not in raw["files"]:
+        return f"{TOKENIZER_NAME} is not among the bundle's files"
+    if not raw["model"]["prompt_lens"] or not raw["graphs"][DECODER]["buckets"]:
+        return "model.prompt_lens and graphs.decoder.buckets must not be empty"
+    unknown = {t["post_processing"] for t in raw["tasks"].values()} - set(KINDS)
+    if unknown:
+        return f"unknown post-processing type {sorted(unknown)[0]!r}"
+    trained = raw.get("trained_tasks")
+    if trained is not None and (not isinstance(trained, list) or not set(trained) <= set(raw["tasks"])):
+        return "trained_tasks must be a list of the bundle's tasks"
+    return None
+
+
+def _check_files(manifest: Manifest) -> None:
+    """Every listed file present, of its size, and inside the bundle folder (a link may not lead out)."""
+    root = manifest.root.resolve()
     for name, entry in manifest.raw["files"].items():
         path = manifest.root / name
         if not path.is_file():
             raise FlorenceEdgeError(f"bundle file missing: {path}")
+        if path.resolve().parent != root:
+            raise FlorenceEdgeError(f"bundle file {path} leads outside the bundle folder; copy the file itself in")
         size = path.stat().st_size
         if size != entry["bytes"]:
             raise FlorenceEdgeError(f"bundle file {path} has {size} bytes, the manifest says {entry['bytes']}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -11,12 +12,12 @@ import numpy as np
 from edge import manifest as mf
 from edge.cpu import usable_cpus
 from edge.decoding import DecodeSettings, beam_search, greedy
-from edge.errors import FlorenceEdgeError
+from edge.errors import FlorenceEdgeError, FlorenceEdgeWarning
 from edge.integrity import verify_bundle
 from edge.kv_cache import DecoderSession, GrowingDecoder
 from edge.postprocess import parse
 from edge.preprocess import load_image, pixel_values
-from edge.prompts import build_prompt, normalize_task
+from edge.prompts import build_prompt, check_input, check_region, clamp_region, normalize_task, region_to_loc_tokens
 from edge.runtime import Signature, cache_folder, open_graph, select_runtime, weight_cache_file
 from edge.text import TextCodec
 
@@ -104,18 +105,32 @@ class Florence2:
         return Encoded(features, img.size, (time.perf_counter() - start) * 1e3)
 
     # ---- tasks ----
-    def run(self, image, task: str, text: str | None = None, **options) -> Result:
+    def run(self, image, task: str, text: str | None = None, region=None, **options) -> Result:
         """Run one task to the end; options: num_beams, max_new_tokens, no_repeat_ngram_size."""
-        for event in self.stream(image, task, text, **options):
+        for event in self.stream(image, task, text, region, **options):
             if event.result is not None:
                 return event.result
         raise AssertionError("stream ended without a result")
 
-    def stream(self, image, task: str, text: str | None = None, **options) -> Iterator[TokenEvent]:
-        """Yield text pieces as tokens are decoded; with beams, as soon as every beam agrees on them."""
+    def stream(self, image, task: str, text: str | None = None, region=None, **options) -> Iterator[TokenEvent]:
+        """Yield text pieces as tokens are decoded; with beams, as soon as every beam agrees on them.
+
+        `text` for tasks that take text; `region` (x1, y1, x2, y2 in the image's pixels) for REGION_TO_*
+        tasks, clamped to the image with a `FlorenceEdgeWarning`; another warns of a task the bundle
+        says its model was not trained for."""
+        key, settings = self.prepare(task, text, region, **options)
+        trained = self.manifest.trained_tasks
+        if trained is not None and key not in trained:
+            warnings.warn(f"this model was not trained for {key} (it was for {', '.join(trained)}); "
+                          "its answer may mean nothing", FlorenceEdgeWarning, stacklevel=2)
+        image = image if isinstance(image, Encoded) else load_image(image)
+        if region is not None:  # a region that misses the image is refused before the vision graph runs
+            size = image.image_size if isinstance(image, Encoded) else image.size
+            region, note = clamp_region(region, size)
+            if note:
+                warnings.warn(note, FlorenceEdgeWarning, stacklevel=2)
+            text = region_to_loc_tokens(region, size)
         enc = image if isinstance(image, Encoded) else self.encode(image)
-        key = normalize_task(task)
-        settings = self.settings(**options)
         timings = Timings(vision_ms=enc.vision_ms)
 
         start = time.perf_counter()
@@ -141,11 +156,31 @@ class Florence2:
         kind = self.manifest.tasks[task]["post_processing"]
         return parse(self.codec.decode(tokens), task, kind, image_size, self.manifest.raw["post_processing"])
 
+    def prepare(self, task: str, text: str | None = None, region=None, **options) -> tuple[str, DecodeSettings]:
+        """Check a task, its input and options against this bundle before any graph runs (one-line
+        `FlorenceEdgeError`s); returns the task's key and the decoding settings."""
+        self._check_open()
+        key = normalize_task(task)
+        check_input(self.manifest.tasks, key, text, region)
+        if region is not None:
+            check_region(region)
+            text = region_to_loc_tokens((0, 0, 1, 1), (1, 1))  # as long as any region's tokens
+        self.codec.prompt_ids(build_prompt(self.manifest.tasks, key, text), self.manifest.prompt_lens)
+        settings = self.settings(**options)
+        self._decoder_sizes(settings.num_beams, settings.max_new_tokens)
+        return key, settings
+
     def settings(self, num_beams: int | None = None, max_new_tokens: int | None = None,
                  no_repeat_ngram_size: int | None = None) -> DecodeSettings:
+        for name, value in (("num_beams", num_beams), ("max_new_tokens", max_new_tokens),
+                            ("no_repeat_ngram_size", no_repeat_ngram_size)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise FlorenceEdgeError(f"{name} must be a whole number, not {type(value).__name__}")
         g, t = self.manifest.generation, self.manifest.tokens
+        if max_new_tokens is None:  # the model's default, within what this bundle's caches hold
+            max_new_tokens = min(g["max_new_tokens"], self.manifest.decoder_buckets()[-1][1])
         settings = DecodeSettings(
-            max_new_tokens=g["max_new_tokens"] if max_new_tokens is None else max_new_tokens,
+            max_new_tokens=max_new_tokens,
             num_beams=g["num_beams"] if num_beams is None else num_beams,
             no_repeat_ngram_size=g["no_repeat_ngram_size"] if no_repeat_ngram_size is None else no_repeat_ngram_size,
             decoder_start_id=t["decoder_start"], eos_id=t["eos"],
@@ -156,6 +191,8 @@ class Florence2:
             raise FlorenceEdgeError("max_new_tokens must be at least 1")
         if settings.num_beams < 1:
             raise FlorenceEdgeError("num_beams must be at least 1")
+        if settings.no_repeat_ngram_size < 0:
+            raise FlorenceEdgeError("no_repeat_ngram_size must be 0 (off) or more")
         return settings
 
     def encode_prompt(self, enc: Encoded, task: str, text: str | None, settings: DecodeSettings) -> GrowingDecoder:
@@ -175,8 +212,8 @@ class Florence2:
             self._encoders[prompt_len] = self.signature(mf.ENCODER, key)
         return self._encoders[prompt_len]
 
-    def _decoder(self, batch: int, max_new_tokens: int, prompt_len: int) -> GrowingDecoder:
-        """The buckets of this batch size up to the smallest that fits max_new_tokens."""
+    def _decoder_sizes(self, batch: int, max_new_tokens: int) -> list[int]:
+        """The cache sizes of this batch's decoder buckets, up to the smallest that fits max_new_tokens."""
         buckets = self.manifest.decoder_buckets()
         sizes = [s for b, s in buckets if b == batch]
         if not sizes:
@@ -188,8 +225,12 @@ class Florence2:
             raise FlorenceEdgeError(
                 f"max_new_tokens={max_new_tokens} exceeds this bundle's largest cache ({sizes[-1]})"
             )
-        needed = sizes[: next(i for i, s in enumerate(sizes) if s >= max_new_tokens) + 1]
-        return GrowingDecoder([lambda s=s: self._session(batch, s, prompt_len) for s in needed])
+        return sizes[: next(i for i, s in enumerate(sizes) if s >= max_new_tokens) + 1]
+
+    def _decoder(self, batch: int, max_new_tokens: int, prompt_len: int) -> GrowingDecoder:
+        """The buckets of this batch size up to the smallest that fits max_new_tokens, bound as needed."""
+        sizes = self._decoder_sizes(batch, max_new_tokens)
+        return GrowingDecoder([lambda s=s: self._session(batch, s, prompt_len) for s in sizes])
 
     def signature(self, role: str, key: str, share: dict | None = None) -> Signature:
         """One signature of one graph, its tensors shaped as the manifest says (`share`: see runtime)."""

@@ -15,6 +15,9 @@ import re
 import numpy as np
 
 BINS = 1000
+# Every post-processing type of transformers' Florence2Processor; a manifest naming another is refused.
+KINDS = ("pure_text", "ocr", "description_with_bboxes", "bboxes", "phrase_grounding", "polygons",
+         "description_with_polygons", "description_with_bboxes_or_polygons")
 _LOC = r"<loc_(\d+)>"
 _ANY_LOC = r"<loc_\d+>"
 # A label ends where a structural token starts.

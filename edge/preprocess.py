@@ -58,9 +58,11 @@ def _from_array(array: np.ndarray) -> Image.Image:
 
 def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16/32-bit grey: keep the top 8 bits (convert("RGB") would clip to white).
-        scale = 256 if image.mode.startswith("I;16") else 1 << 24
-        image = Image.fromarray((np.asarray(image, dtype=np.uint32) // scale).astype(np.uint8))
+        # 16/32-bit grey: keep the top 8 bits (convert("RGB") would clip to white). Pillow before 10
+        # opens a 16-bit PNG as "I": values that fit 16 bits are taken as 16-bit.
+        values = np.asarray(image, dtype=np.int64)
+        sixteen = image.mode.startswith("I;16") or (values.min() >= 0 and values.max() <= 0xFFFF)
+        image = Image.fromarray((np.clip(values, 0, None) >> (8 if sixteen else 24)).astype(np.uint8))
     elif image.mode == "F":
         image = Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8))
     if "A" in image.getbands() or image.info.get("transparency") is not None:

@@ -4,31 +4,37 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 from pathlib import Path
+
+from PIL import Image
 
 from edge.draw import draw
 from edge.errors import FlorenceEdgeError
 from edge.model import Florence2
 from edge.preprocess import load_image
-from edge.prompts import region_to_loc_tokens, takes_input
+from edge.prompts import check_region, clamp_region, takes_input, takes_region
 from edge.runtime import add_runtime_argument
 
 
-def _region(text: str) -> list[float]:
+def _region(text: str) -> tuple[float, ...]:
     try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"region must be x1,y1,x2,y2 in pixels, got {text!r}") from None
-    if len(values) != 4:
-        raise argparse.ArgumentTypeError(f"region must be 4 numbers x1,y1,x2,y2, got {len(values)}")
-    return values
+        return check_region(text.split(","))
+    except FlorenceEdgeError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-m", "--model", required=True, help="bundle directory")
     parser.add_argument("-i", "--image", action="append", required=True, help="image file (repeatable)")
-    parser.add_argument("-t", "--task", action="append", required=True, help="task: OD or '<OD>' (repeatable)")
+    parser.add_argument("-t", "--task", action="append", required=True,
+                        help="task, as OD or '<OD>' (repeatable): CAPTION, DETAILED_CAPTION, MORE_DETAILED_CAPTION, "
+                             "OD, DENSE_REGION_CAPTION, REGION_PROPOSAL, OCR, OCR_WITH_REGION, "
+                             "CAPTION_TO_PHRASE_GROUNDING, REFERRING_EXPRESSION_SEGMENTATION, "
+                             "REGION_TO_SEGMENTATION, OPEN_VOCABULARY_DETECTION, REGION_TO_CATEGORY, "
+                             "REGION_TO_DESCRIPTION, REGION_TO_OCR (a fine-tune may add its own)")
     parser.add_argument("--text", help="text input for tasks that take one (grounding, segmentation, ...)")
     parser.add_argument("--region", type=_region, help="pixel box x1,y1,x2,y2 for REGION_TO_* tasks")
     parser.add_argument("--beams", type=int, default=None, help="beam width (default: the model's, usually 3)")
@@ -36,36 +42,102 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads (default: the CPUs this process may use)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per image and task")
-    parser.add_argument("--draw", metavar="OUT.jpg", help="write the image with results drawn (%%d for several images)")
+    parser.add_argument("--draw", metavar="OUT.jpg",
+                        help="write each image with its results drawn (%%d: the image's number, from 0)")
+    parser.add_argument("--force", action="store_true", help="let --draw replace existing files")
     add_runtime_argument(parser)
 
 
-def _draw_path(pattern: str, index: int, count: int) -> Path:
+def _savable_extensions() -> dict[str, str]:
+    """Extension -> Pillow format, for the formats Pillow can write."""
+    Image.init()
+    return {ext: fmt for ext, fmt in Image.registered_extensions().items() if fmt in Image.SAVE}
+
+
+def draw_targets(pattern: str, images, force: bool = False) -> list[Path]:
+    """Where each image's drawing goes, checked before any work: an image extension Pillow writes,
+    an existing folder, none of the inputs, no file replaced unless `force`.
+
+    `%d` in `pattern` is the image's number; without it, several images get -0, -1 ... before the extension.
+    """
     if "%d" in pattern:
-        return Path(pattern % index)
-    if count == 1:
-        return Path(pattern)
-    path = Path(pattern)
-    return path.with_name(f"{path.stem}-{index}{path.suffix}")
+        try:
+            targets = [Path(pattern % i) for i in range(len(images))]
+        except (TypeError, ValueError):
+            raise FlorenceEdgeError(f"--draw {pattern!r}: use %d once for the image's number "
+                                    "(and %% for a literal %)") from None
+    else:
+        path = Path(pattern)
+        targets = [path] if len(images) == 1 else [path.with_name(f"{path.stem}-{i}{path.suffix}")
+                                                    for i in range(len(images))]
+    extensions = _savable_extensions()
+    inputs = {Path(p).resolve() for p in images}
+    for target in targets:
+        if target.suffix.lower() not in extensions:
+            raise FlorenceEdgeError(f"--draw {target}: name an image file (.jpg, .png, .webp ...)")
+        if target.resolve() in inputs:
+            raise FlorenceEdgeError(f"--draw {target} is one of the input images; choose another name")
+        if not target.parent.is_dir():
+            raise FlorenceEdgeError(f"--draw {target}: folder {target.parent} does not exist")
+        if target.is_dir() or (target.exists() and not force):
+            raise FlorenceEdgeError(f"--draw {target} already exists; pass --force to replace it")
+    if len(set(targets)) < len(targets):
+        raise FlorenceEdgeError(f"--draw {pattern!r} gives several images the same name; use %d")
+    return targets
+
+
+def save_image(image: Image.Image, target: Path) -> None:
+    """Write whole or not at all: a full card or a crash never leaves a torn file in place of an old one."""
+    fmt = _savable_extensions()[target.suffix.lower()]
+    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            image.save(fh, format=fmt)
+        os.replace(partial, target)
+    except OSError as exc:
+        os.unlink(partial)
+        raise FlorenceEdgeError(f"cannot write {target}: {exc.strerror or exc}") from None
+    except BaseException:
+        os.unlink(partial)
+        raise
+
+
+def _task_input(table: dict, task: str, text, region) -> tuple:
+    """(text, region) for one task: a region for REGION_TO_* tasks (else text, as <loc_N> tokens),
+    text for the other tasks that take input, nothing for the rest."""
+    if not takes_input(table, task):
+        return None, None
+    if takes_region(task):
+        return (None, region) if region is not None else (text, None)
+    return text, None
 
 
 def run_images(model: Florence2, images, tasks, text=None, region=None, beams=None, max_new_tokens=None,
-               out=None, as_json=False, draw_to=None) -> list:
-    """Python twin of the command: run every task on every image; returns the results."""
+               out=None, as_json=False, draw_to=None, force=False) -> list:
+    """Python twin of the command: run every task on every image; returns the results.
+
+    Tasks, inputs, options and the --draw target are all checked before the first image is read."""
     out = out or sys.stdout
-    wants_text = {task: takes_input(model.manifest.tasks, task) for task in tasks}
-    if (text or region) and not any(wants_text.values()):
-        raise FlorenceEdgeError(f"none of the tasks {', '.join(tasks)} takes text input")
+    for path in images:
+        if not Path(path).is_file():
+            raise FlorenceEdgeError(f"image not found: {path}")
+    targets = draw_targets(draw_to, images, force) if draw_to else None
+    options = dict(num_beams=beams, max_new_tokens=max_new_tokens)
+    inputs = {task: _task_input(model.manifest.tasks, task, text, region) for task in tasks}
+    for flag, given, index in (("--text", text, 0), ("--region", region, 1)):
+        if given is not None and all(pair[index] is None for pair in inputs.values()):
+            raise FlorenceEdgeError(f"none of the tasks {', '.join(tasks)} takes {flag}")
+    for task in tasks:
+        model.prepare(task, *inputs[task], **options)
     results = []
     for index, path in enumerate(images):
         image = load_image(path)
+        if region is not None:
+            clamp_region(region, image.size)  # one that misses this image is refused before the vision graph
         enc = model.encode(image)
         parsed = {}
         for task in tasks:
-            task_text = None
-            if wants_text[task]:
-                task_text = region_to_loc_tokens(region, image.size) if region else text
-            stream = model.stream(enc, task, task_text, num_beams=beams, max_new_tokens=max_new_tokens)
+            stream = model.stream(enc, task, *inputs[task], **options)
             if not as_json:
                 print(f"{path} {task}: ", end="", file=out, flush=True)
             for event in stream:
@@ -85,25 +157,20 @@ def run_images(model: Florence2, images, tasks, text=None, region=None, beams=No
                     t = res.timings
                     print(f"  vision {t.vision_ms:.0f} ms, encoder {t.encoder_ms:.0f} ms, "
                           f"decode {t.decode_ms:.0f} ms / {t.tokens} tokens", file=out)
-        if draw_to:
-            target = _draw_path(draw_to, index, len(images))
-            draw(image, parsed).save(target)
+        if targets:
+            save_image(draw(image, parsed), targets[index])
             if not as_json:
-                print(f"  drawn to {target}", file=out)
+                print(f"  drawn to {targets[index]}", file=out)
     return results
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        model = Florence2(args.model, num_threads=args.threads, runtime=args.runtime)
-        run_images(model, args.image, args.task, args.text, args.region, args.beams, args.max_new_tokens,
-                   as_json=args.json, draw_to=args.draw)
-    except FlorenceEdgeError as exc:
-        print(f"\nflorence-edge run: {exc}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:
-        raise  # the reader left: edge.cli ends quietly
-    except OSError as exc:
-        print(f"\nflorence-edge run: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
-        return 2
+    for path in args.image:
+        if not Path(path).is_file():
+            raise FlorenceEdgeError(f"image not found: {path}")
+    if args.draw:
+        draw_targets(args.draw, args.image, args.force)  # before the model loads: a typo costs nothing
+    model = Florence2(args.model, num_threads=args.threads, runtime=args.runtime)
+    run_images(model, args.image, args.task, args.text, args.region, args.beams, args.max_new_tokens,
+               as_json=args.json, draw_to=args.draw, force=args.force)
     return 0

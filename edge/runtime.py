@@ -265,6 +265,23 @@ def _shareable(tensor, name: str, detail: dict) -> DeviceTensor:
     return tensor
 
 
+def _cannot_load(path: Path, exc: Exception) -> FlorenceEdgeError:
+    return FlorenceEdgeError(f"cannot load graph {path} ({exc}); copy the bundle again or convert it again")
+
+
+def _guarded(path: Path, key: str, run):
+    """`run` with a native failure turned into one line naming the file and the signature."""
+    def guarded():
+        try:
+            run()
+        except RuntimeError as exc:
+            said = " ".join(str(exc).split())[:300]
+            raise FlorenceEdgeError(f"running {key} of {path} failed ({said}); the file may be damaged: "
+                                    "check it with `florence-edge check`, or convert the model again") from None
+
+    return guarded
+
+
 def _check_signature(key: str, available) -> None:
     if key not in available:
         raise FlorenceEdgeError(f"graph has no signature '{key}' (has: {', '.join(sorted(available))})")
@@ -285,6 +302,7 @@ class CompiledGraph:
         from ai_edge_litert.compiled_model import CompiledModel
         from ai_edge_litert.options import CpuOptions, Options
 
+        self._path = path
         cpu_options = CpuOptions(num_threads=num_threads)
         if weight_cache is not None:
             cpu_options.xnnpack_weight_cache_path = str(weight_cache)
@@ -293,7 +311,7 @@ class CompiledGraph:
                 self._model = CompiledModel.from_file(str(path), environment=_environment(),
                                                       options=Options(cpu_options=cpu_options))
         except (ValueError, RuntimeError) as exc:
-            raise FlorenceEdgeError(f"cannot load graph {path}: {exc}") from None
+            raise _cannot_load(path, exc) from None
         self._buffers: list = []
         _OPEN.add(self)
 
@@ -337,7 +355,8 @@ class CompiledGraph:
             done.append(True)
 
         views = {side: {n: _view(t, n, shapes[side]) for n, t in tensors[side].items()} for side in tensors}
-        return Signature(key, views["inputs"], views["outputs"], run, owner=(model, buffers, tensors))
+        return Signature(key, views["inputs"], views["outputs"], _guarded(self._path, key, run),
+                         owner=(model, buffers, tensors))
 
     def _bind(self, key: str, side: str, name: str, detail: dict, shared):
         """(tensor, its buffer): the shared tensor, runtime memory for a graph-only tensor, else numpy
@@ -372,7 +391,7 @@ class InterpreterGraph:
             with quiet(f"loading {path}"):
                 self._interpreter = interpreter_class(model_path=str(path), num_threads=num_threads, **options)
         except (ValueError, RuntimeError) as exc:
-            raise FlorenceEdgeError(f"cannot load graph {path}: {exc}") from None
+            raise _cannot_load(path, exc) from None
 
     def close(self) -> None:
         """Drop this graph's reference to the interpreter (its signatures keep theirs)."""
@@ -388,5 +407,5 @@ class InterpreterGraph:
             wrapper.AllocateTensors(sub)
         views = {side: {n: _view(wrapper.tensor(wrapper, i, sub), n, shapes[side]) for n, i in defs[key][side].items()}
                  for side in ("inputs", "outputs")}
-        return Signature(key, views["inputs"], views["outputs"], lambda: wrapper.Invoke(sub),
+        return Signature(key, views["inputs"], views["outputs"], _guarded(self._path, key, lambda: wrapper.Invoke(sub)),
                          owner=self._interpreter)

@@ -161,8 +161,14 @@ def _quad(box) -> list[float]:
     return [x1, y1, x2, y1, x2, y2, x1, y2]
 
 
+# The tasks the demo model is trained for, in `training_examples`' order; its checkpoint says so
+# (`trained_tasks` in config.json) and its bundles carry it.
+TASKS = ("<CAPTION>", "<OD>", "<CAPTION_TO_PHRASE_GROUNDING>", "<OCR>", "<OCR_WITH_REGION>",
+         "<REFERRING_EXPRESSION_SEGMENTATION>", "<REGION_TO_CATEGORY>")
+
+
 def training_examples(scene: Scene, rng: np.random.Generator) -> list[tuple[str, str | None, str]]:
-    """(task, text input, target text) for every task this scene supports."""
+    """(task, text input, target text) for every task of `TASKS`."""
     size = scene.size
     out = [
         ("<CAPTION>", None, caption(scene)),

@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -87,11 +88,10 @@ def test_refuses_existing_output_without_force(tiny_checkpoint, tmp_path):
     assert (out / "notes.txt").read_text() == "mine"
 
 
-def test_force_replaces_bundle_files_and_keeps_the_users(tiny_checkpoint, fp32_bundle, tmp_path):
+def test_force_replaces_an_earlier_bundles_files_and_keeps_the_users(tiny_checkpoint, fp32_bundle, tmp_path):
     out = tmp_path / "out"
-    out.mkdir()
+    shutil.copytree(fp32_bundle[0], out)
     (out / "notes.txt").write_text("mine")
-    (out / "manifest.json").write_text("{}")
     manifest = convert(str(tiny_checkpoint), out, quant="fp32", force=True, caches=(16,), beams=1, prompt_lens=(32,),
                        verify_tokens=4)
     assert (out / "notes.txt").read_text() == "mine"

@@ -31,3 +31,9 @@ def test_version(capsys):
         cli.main(["--version"])
     assert exit_.value.code == 0
     assert capsys.readouterr().out.startswith("florence-edge ")
+
+
+def test_a_value_with_a_leading_minus_stays_with_its_flag():
+    argv = ["run", "--region", "-10,5,100,100", "-t", "OD", "--threads", "-1", "--json", "-i", "x.png"]
+    assert cli._join_negative_values(argv) == ["run", "--region=-10,5,100,100", "-t", "OD", "--threads=-1",
+                                               "--json", "-i", "x.png"]

@@ -3,7 +3,7 @@ import pytest
 from edge.errors import FlorenceEdgeError
 from edge.manifest import load_manifest
 from edge.postprocess import dequantize
-from edge.prompts import build_prompt, normalize_task, region_to_loc_tokens
+from edge.prompts import build_prompt, check_region, clamp_region, normalize_task, region_to_loc_tokens
 from edge.text import TextCodec
 
 
@@ -33,8 +33,20 @@ def test_task_names():
         build_prompt(tasks, "X")
     with pytest.raises(FlorenceEdgeError, match="needs text"):
         build_prompt(tasks, "G", " ")
-    with pytest.raises(FlorenceEdgeError, match="takes no text"):
+    with pytest.raises(FlorenceEdgeError, match="takes no input"):
         build_prompt(tasks, "OD", "cat")
+
+
+def test_regions_are_checked_and_clamped():
+    assert check_region(["1", "2", "3.5", "4"]) == (1.0, 2.0, 3.5, 4.0)
+    for bad in ([1, 2, 3], "1,2,3,4", [0, 0, float("inf"), 1], [5, 0, 5, 9], [0, 9, 5, 2], None):
+        with pytest.raises(FlorenceEdgeError, match="region"):
+            check_region(bad)
+    assert clamp_region((10, 20, 30, 40), (64, 48)) == ((10, 20, 30, 40), None)
+    assert clamp_region((-4, 20, 70, 40), (64, 48)) == (
+        (0, 20, 64, 40), "region -4,20,70,40 reaches outside the 64x48 image; used 0,20,64,40")
+    with pytest.raises(FlorenceEdgeError, match="lies outside the 64x48 image"):
+        clamp_region((64, 0, 80, 10), (64, 48))
 
 
 def test_region_tokens_round_trip_through_dequantize():

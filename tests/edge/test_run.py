@@ -45,7 +45,7 @@ def test_region_option_becomes_loc_tokens(fp32_bundle, images, capsys):
 @pytest.mark.parametrize("args, message", [
     (["-t", "NOT_A_TASK"], "unknown task"),
     (["-t", "CAPTION_TO_PHRASE_GROUNDING"], "needs text input"),
-    (["-t", "OD", "--text", "a car"], "none of the tasks OD takes text input"),
+    (["-t", "OD", "--text", "a car"], "none of the tasks OD takes --text"),
     (["-t", "CAPTION_TO_PHRASE_GROUNDING", "--text", "word " * 100], "text input too long"),
     (["-t", "OD", "--beams", "5"], "num_beams=5 is not in this bundle"),
     (["-t", "OD", "--max-new-tokens", "5000"], "exceeds this bundle's largest cache"),

@@ -134,3 +134,18 @@ def test_the_interpreter_path_gives_the_compiled_paths_results(demo_int8_bundle)
                 mf.VISION: "xnnpack", mf.ENCODER: "xnnpack", mf.DECODER: "builtin"}
         model.close()
     assert results["compiled"] == results["interpreter"]
+
+
+def test_a_native_failure_while_running_is_one_line_naming_file_and_signature():
+    from pathlib import Path
+
+    from edge.runtime import _guarded
+
+    def fails():
+        raise RuntimeError("CompiledModel error\n  Failed to invoke")
+
+    with pytest.raises(FlorenceEdgeError) as caught:
+        _guarded(Path("b/decoder.tflite"), "decode_b1_s64_p32", fails)()
+    assert str(caught.value) == ("running decode_b1_s64_p32 of b/decoder.tflite failed (CompiledModel error Failed "
+                                 "to invoke); the file may be damaged: check it with `florence-edge check`, or "
+                                 "convert the model again")

@@ -53,3 +53,15 @@ def test_scenes_place_everything_on_the_grid_without_overlap(seed):
     for box in boxes:
         assert 0 <= box[0] < box[2] <= CANVAS and 0 <= box[1] < box[3] <= CANVAS
     assert all(iou(a, b) == 0 for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def test_the_declared_tasks_are_the_trained_ones():
+    import json
+    from pathlib import Path
+
+    from edge.scenes import TASKS
+
+    scene = make_scene(3)
+    assert tuple(task for task, _, _ in training_examples(scene, np.random.default_rng(0))) == TASKS
+    config = Path(__file__).resolve().parents[2] / "models" / "florence2-shapes" / "config.json"
+    assert json.loads(config.read_text())["trained_tasks"] == list(TASKS)

@@ -1,4 +1,4 @@
-"""The commands end quietly when interrupted or when their reader goes away."""
+"""Signals: the commands end quietly when interrupted (Ctrl-C) or when their reader goes away (`| head`)."""
 
 import signal
 import subprocess
@@ -38,3 +38,20 @@ def test_a_closed_pipe_ends_run_quietly(fp32_bundle, tmp_path):
     proc.stdout.close()  # `| head -0`: the reader is gone before the first line
     err = proc.stderr.read()
     assert (proc.wait(timeout=120), err) == (141, "")
+
+
+def test_ctrl_c_during_run_exits_130_in_one_line_and_leaves_no_partial_drawing(demo_int8_bundle, tmp_path):
+    images = []
+    for i in range(40):
+        Image.new("RGB", (64, 48), (6 * i, 90, 30)).save(tmp_path / f"{i}.png")
+        images += ["-i", str(tmp_path / f"{i}.png")]
+    proc = _start(["run", "-m", str(demo_int8_bundle[0]), *images, "-t", "OD", "--json",
+                   "--draw", str(tmp_path / "drawn-%d.jpg")], stdout=subprocess.PIPE)
+    assert proc.stdout.readline().startswith("{")  # working: the first image is done
+    proc.send_signal(signal.SIGINT)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 130
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "florence-edge run: interrupted"
+    assert not list(tmp_path.glob(".*partial*"))
+    for drawn in tmp_path.glob("drawn-*.jpg"):
+        Image.open(drawn).verify()  # every drawing there is whole
