@@ -78,10 +78,15 @@ _default_show = warnings.showwarning
 
 
 def _show_warning(command: str):
-    """Our warnings as one line, like our errors; other libraries' as Python shows them."""
+    """Our warnings as one line, like our errors, each once (an image loop would repeat them);
+    other libraries' as Python shows them."""
+    shown = set()
+
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, FlorenceEdgeWarning):
-            print(f"florence-edge {command}: note: {message}", file=sys.stderr)
+            if str(message) not in shown:
+                shown.add(str(message))
+                print(f"florence-edge {command}: note: {message}", file=sys.stderr)
         else:
             _default_show(message, category, filename, lineno, file, line)
 
