@@ -104,11 +104,24 @@ def phrase_grounding(text: str, size, banned=()) -> dict:
     return {"bboxes": bboxes, "labels": labels}
 
 
+def _polygon_chunks(allow_empty: bool) -> re.Pattern:
+    return re.compile(rf"{'' if allow_empty else '[^<]+'}{_POLY_TOKEN}{{4,}}")
+
+
+def open_polygon_chunk(text: str, allow_empty: bool) -> str | None:
+    """`text` (cleaned) up to its last polygon chunk if that chunk reaches the end, else None.
+
+    Such a chunk is not settled: a later `<poly>` can drop a run that ends it, and a later
+    `<poly>...</poly>` pair drops every run outside pairs; chunks before it are settled."""
+    cleaned = _clean(text)
+    chunks = list(_polygon_chunks(allow_empty).finditer(cleaned))
+    return cleaned[: chunks[-1].start()] if chunks and chunks[-1].end() == len(cleaned) else None
+
+
 def _polygon_instances(text: str, size, allow_empty: bool) -> list[tuple[str, list]]:
     """(label, polygons) per instance; a polygon is flat pixel coordinates x, y, x, y ..."""
-    prefix = "" if allow_empty else "[^<]+"
     instances = []
-    for chunk in re.findall(rf"{prefix}{_POLY_TOKEN}{{4,}}", _clean(text)):
+    for chunk in _polygon_chunks(allow_empty).findall(_clean(text)):
         stripped = re.sub(rf"^{_ANY_LOC}", "", chunk, count=1)
         if not stripped and not allow_empty:
             continue

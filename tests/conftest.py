@@ -82,3 +82,34 @@ def demo_fp32_bundle(tmp_path_factory):
 @pytest.fixture(scope="session")
 def demo_int8_bundle(tmp_path_factory):
     return _convert_demo(tmp_path_factory, "int8")
+
+
+@pytest.fixture(scope="session")
+def vocab(tiny_source, fp32_bundle):
+    from edge.text import TextCodec
+
+    tok = tiny_source.processor.tokenizer
+    ids = tok.convert_tokens_to_ids
+    loc0 = ids("<loc_0>")
+    words = [tok.encode(w, add_special_tokens=False) for w in
+             ["a red circle", " and", " the", " blue square", " it", " HELLO", " car", " é", "\n", " 42", " <"]]
+    return {
+        "tok": tok, "processor": tiny_source.processor, "loc0": loc0, "words": words,
+        "struct": [ids(t) for t in ["<poly>", "</poly>", "<sep>", "<s>", "</s>", "<pad>", "<od>", "</od>", "<and>"]],
+        "codec": TextCodec(fp32_bundle[0] / "tokenizer.json", {"pad": 1}),
+        "config": tiny_source.processor.post_processor_config,
+    }
+
+
+@pytest.fixture(scope="session")
+def token_atoms(vocab):
+    """A hypothesis strategy for pieces of model output: words, location runs, structural tokens, polygons."""
+    from hypothesis import strategies as st
+
+    loc = st.integers(0, 999).map(lambda b: [vocab["loc0"] + b])
+    boxes = st.lists(loc, min_size=1, max_size=9).map(lambda xs: sum(xs, []))
+    word = st.sampled_from(vocab["words"])
+    struct = st.sampled_from(vocab["struct"]).map(lambda t: [t])
+    poly = st.tuples(st.lists(loc, min_size=1, max_size=9), st.booleans()).map(
+        lambda p: [vocab["struct"][0]] + sum(p[0], []) + ([vocab["struct"][1]] if p[1] else []))
+    return st.one_of(word, word, boxes, boxes, struct, poly)

@@ -6,7 +6,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.postprocess import dequantize, parse
-from edge.text import TextCodec
 
 # One task per post-processing type.
 KIND_TASKS = {
@@ -15,31 +14,6 @@ KIND_TASKS = {
     "polygons": "<REFERRING_EXPRESSION_SEGMENTATION>",
     "description_with_bboxes_or_polygons": "<OPEN_VOCABULARY_DETECTION>",
 }
-
-
-@pytest.fixture(scope="module")
-def vocab(tiny_source, fp32_bundle):
-    tok = tiny_source.processor.tokenizer
-    ids = tok.convert_tokens_to_ids
-    loc0 = ids("<loc_0>")
-    words = [tok.encode(w, add_special_tokens=False) for w in
-             ["a red circle", " and", " the", " blue square", " it", " HELLO", " car", " é", "\n", " 42", " <"]]
-    return {
-        "tok": tok, "processor": tiny_source.processor, "loc0": loc0, "words": words,
-        "struct": [ids(t) for t in ["<poly>", "</poly>", "<sep>", "<s>", "</s>", "<pad>", "<od>", "</od>", "<and>"]],
-        "codec": TextCodec(fp32_bundle[0] / "tokenizer.json", {"pad": 1}),
-        "config": tiny_source.processor.post_processor_config,
-    }
-
-
-def _atoms(vocab):
-    loc = st.integers(0, 999).map(lambda b: [vocab["loc0"] + b])
-    boxes = st.lists(loc, min_size=1, max_size=9).map(lambda xs: sum(xs, []))
-    word = st.sampled_from(vocab["words"])
-    struct = st.sampled_from(vocab["struct"]).map(lambda t: [t])
-    poly = st.tuples(st.lists(loc, min_size=1, max_size=9), st.booleans()).map(
-        lambda p: [vocab["struct"][0]] + sum(p[0], []) + ([vocab["struct"][1]] if p[1] else []))
-    return st.one_of(word, word, boxes, boxes, struct, poly)
 
 
 def _compare(vocab, ids, size):
@@ -53,8 +27,8 @@ def _compare(vocab, ids, size):
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
-def test_parse_equals_transformers_on_generated_sequences(vocab, data):
-    ids = sum(data.draw(st.lists(_atoms(vocab), max_size=14)), [])
+def test_parse_equals_transformers_on_generated_sequences(vocab, token_atoms, data):
+    ids = sum(data.draw(st.lists(token_atoms, max_size=14)), [])
     size = data.draw(st.tuples(st.integers(1, 4000), st.integers(1, 4000)))
     _compare(vocab, ids, size)
 
