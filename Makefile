@@ -5,7 +5,7 @@ BUILD ?= build
 .PHONY: install demo train-demo test test-arm arm-sysroot
 
 install:
-	$(PYTHON) -m pip install -q -e '.[convert,test]'
+	$(PYTHON) -m pip install -q -e '.[convert,camera,test]'
 
 # Main job, offline: convert the committed demo model to a verified int8 bundle and run tasks on a sample.
 DEMO_MODEL ?= models/florence2-shapes
@@ -13,9 +13,11 @@ demo: install
 	florence-edge convert $(DEMO_MODEL) -o $(BUILD)/demo-bundle --force
 	florence-edge check $(BUILD)/demo-bundle
 	florence-edge run -m $(BUILD)/demo-bundle -i samples/shapes-1.png -t CAPTION -t OD -t OCR_WITH_REGION \
-		--draw $(BUILD)/demo-shapes.jpg
+		--draw $(BUILD)/demo-shapes.jpg --force
 	florence-edge run -m $(BUILD)/demo-bundle -i samples/shapes-1.png -t REFERRING_EXPRESSION_SEGMENTATION \
-		--text "the red square" --draw $(BUILD)/demo-segmentation.jpg
+		--text "the red square" --draw $(BUILD)/demo-segmentation.jpg --force
+	florence-edge live -m $(BUILD)/demo-bundle --source scenes -t OD -t CAPTION --frames 60 \
+		--record $(BUILD)/demo-live.mp4 --force
 
 # Retrain the demo model from its seed (about 45 minutes on 2 cores).
 train-demo: install

@@ -23,6 +23,7 @@ COMMANDS = {
     "run": ("edge.run", "run Florence-2 tasks on images"),
     "bench": ("edge.bench", "measure on-device latency of a bundle"),
     "eval": ("edge.eval", "measure a bundle of the demo model on held-out synthetic scenes"),
+    "live": ("edge.live.command", "run tasks on a camera, stream or video, results drawn as they decode"),
 }
 # Packages only the `convert` extra installs.
 _CONVERT_EXTRA = {"torch", "transformers", "litert_torch", "ai_edge_quantizer", "safetensors"}

@@ -59,6 +59,17 @@ def check_input(tasks: dict, task: str, text: str | None = None, region=None) ->
         raise FlorenceEdgeError(f"task {key} needs text input: --text")
 
 
+def task_input(tasks: dict, task: str, text: str | None, region) -> tuple:
+    """(text, region) for one task of several that share one --text and one --region: the region goes
+    to REGION_TO_* tasks (else the text, as <loc_N> tokens), the text to other tasks that take input,
+    nothing to the rest."""
+    if "{input}" not in template(tasks, task):
+        return None, None
+    if takes_region(task):
+        return (None, region) if region is not None else (text, None)
+    return text, None
+
+
 def build_prompt(tasks: dict, task: str, text: str | None = None) -> str:
     """The prompt for `task`; `text` fills `{input}` and must be given exactly when the task takes it."""
     check_input(tasks, task, text)

@@ -15,7 +15,7 @@ from edge.draw import draw
 from edge.errors import FlorenceEdgeError
 from edge.model import Florence2
 from edge.preprocess import load_image
-from edge.prompts import check_region, clamp_region, takes_input, takes_region
+from edge.prompts import check_region, clamp_region, task_input
 from edge.runtime import add_runtime_argument
 
 
@@ -102,16 +102,6 @@ def save_image(image: Image.Image, target: Path) -> None:
         raise
 
 
-def _task_input(table: dict, task: str, text, region) -> tuple:
-    """(text, region) for one task: a region for REGION_TO_* tasks (else text, as <loc_N> tokens),
-    text for the other tasks that take input, nothing for the rest."""
-    if not takes_input(table, task):
-        return None, None
-    if takes_region(task):
-        return (None, region) if region is not None else (text, None)
-    return text, None
-
-
 def run_images(model: Florence2, images, tasks, text=None, region=None, beams=None, max_new_tokens=None,
                out=None, as_json=False, draw_to=None, force=False) -> list:
     """Python twin of the command: run every task on every image; returns the results.
@@ -123,7 +113,7 @@ def run_images(model: Florence2, images, tasks, text=None, region=None, beams=No
             raise FlorenceEdgeError(f"image not found: {path}")
     targets = draw_targets(draw_to, images, force) if draw_to else None
     options = dict(num_beams=beams, max_new_tokens=max_new_tokens)
-    inputs = {task: _task_input(model.manifest.tasks, task, text, region) for task in tasks}
+    inputs = {task: task_input(model.manifest.tasks, task, text, region) for task in tasks}
     for flag, given, index in (("--text", text, 0), ("--region", region, 1)):
         if given is not None and all(pair[index] is None for pair in inputs.values()):
             raise FlorenceEdgeError(f"none of the tasks {', '.join(tasks)} takes {flag}")

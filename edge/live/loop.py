@@ -1,0 +1,171 @@
+"""`Live`: frames in, the vision graph once per changed frame, every task's tokens streamed out.
+
+Iterate over a `Live` to get `LiveEvent`s: a "partial" whenever a task's answer shows something
+new (a box whose four location tokens are out, a longer caption), a "result" when it is complete.
+Every event names the frame it came from. The capture thread keeps only the newest frame; a frame
+whose thumbnail barely differs from the last encoded one reuses that encoding's results (the
+vision graph does not run; its results come again with `reused=True`).
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from edge.errors import FlorenceEdgeError
+from edge.live.capture import Capture, Mailbox
+from edge.live.change import DEFAULT_THRESHOLD, ChangeDetector
+from edge.live.incremental import IncrementalParser, Partial
+from edge.live.overlay import Overlay
+from edge.live.sources import Frame, Source, open_source
+from edge.model import Florence2, Result
+from edge.prompts import normalize_task, task_input
+
+
+@dataclass
+class LiveEvent:
+    kind: str  # "partial" or "result"
+    frame: int  # the source's frame number
+    time: float  # its capture time, seconds since the epoch
+    task: str
+    partial: Partial
+    result: Result | None = None  # on "result" events (when reused: the earlier frame's)
+    reused: bool = False  # the frame reused an earlier frame's encoding and results
+    image_size: tuple[int, int] = (0, 0)  # (width, height) of the frame the model saw
+
+
+@dataclass
+class _Latency:
+    first_shape: list[float] = field(default_factory=list)  # capture -> first drawable shape, ms
+    final: list[float] = field(default_factory=list)  # capture -> complete result, ms
+
+
+class Live:
+    """The live loop over `source` (a `Source` or a spec for `open_source`) with `model`.
+
+    `tasks`: task names; `text`/`region`: the input of the tasks that take one; `every_frame`:
+    process every frame in order (recordings), else the newest wins; `loop`: restart a file at its
+    end; `change_threshold`: see `edge.live.change` (0: encode every frame); `frames`: stop after
+    this many frames with results; `on_frame`: sees every captured frame (None during an outage),
+    e.g. to draw and record it; `log`: one-line notices (outages)."""
+
+    def __init__(self, model: Florence2, source: Source | str, tasks: list[str], text: str | None = None,
+                 region=None, every_frame: bool = False, loop: bool = False,
+                 change_threshold: float = DEFAULT_THRESHOLD, frames: int | None = None,
+                 num_beams: int | None = None, max_new_tokens: int | None = None,
+                 on_frame: Callable[[Frame | None], None] | None = None, log: Callable[[str], None] | None = None):
+        if not tasks:
+            raise FlorenceEdgeError("name at least one task")
+        if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
+            raise FlorenceEdgeError(f"frames must be a whole number of at least 1, got {frames!r}")
+        self.model = model
+        self.tasks = [normalize_task(t) for t in tasks]
+        self.options = dict(num_beams=num_beams, max_new_tokens=max_new_tokens)
+        self.inputs = {t: task_input(model.manifest.tasks, t, text, region) for t in self.tasks}
+        for task in self.tasks:  # every argument checked before a camera opens
+            model.prepare(task, *self.inputs[task], **self.options)
+        self.change = ChangeDetector(change_threshold)
+        self.frames = frames
+        self.overlay = Overlay(self.tasks)
+        self.log = log or (lambda line: print(f"florence-edge live: {line}", file=sys.stderr))
+        self.source = source if isinstance(source, Source) else open_source(
+            source, (model.manifest.image["width"], model.manifest.image["height"]))
+        self.mailbox = Mailbox()
+        self.on_frame = on_frame or (lambda frame: None)  # may be set until iteration starts
+        self.capture = Capture(self.source, self.mailbox, every_frame, loop, lambda f: self.on_frame(f), self.log)
+        self.counts = {"inferred": 0, "reused": 0}
+        self.latency = _Latency()
+        self._started = None
+        self._last: dict[str, tuple[Partial, Result]] = {}  # each task's latest answer, to reuse
+
+    def __iter__(self) -> Iterator[LiveEvent]:
+        self._started = time.monotonic()
+        self.capture.start()
+        try:
+            done = 0
+            while self.frames is None or done < self.frames:
+                frame = self.mailbox.take()
+                if frame is None:
+                    break
+                yield from self._process(frame)
+                done += 1
+            if self.capture.error is not None:
+                raise self.capture.error
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop capturing and release the source; idempotent, safe from a signal handler's thread."""
+        self.capture.stop()
+        self.mailbox.close()
+        if self.capture.is_alive():
+            self.capture.join(timeout=10)
+        self.source.close()
+
+    def _process(self, frame: Frame) -> Iterator[LiveEvent]:
+        if self._last and not self.change.changed(frame.image):
+            self.counts["reused"] += 1
+            for task in self.tasks:
+                partial, result = self._last[task]
+                yield LiveEvent("result", frame.number, frame.time, task, partial, result, True, frame.size)
+            return
+        if not self._last:
+            self.change.changed(frame.image)  # the first frame is the reference
+        self.counts["inferred"] += 1
+        encoded = self.model.encode(frame.image)
+        first_shape = None
+        for task in self.tasks:
+            parser = IncrementalParser(self.model, task, frame.size)
+            for event in self.model.stream(encoded, task, *self.inputs[task], **self.options):
+                if event.result is None:
+                    partial = parser.push(event.token_ids)
+                    if partial is None:
+                        continue
+                    if first_shape is None and (partial.shapes or partial.growing):
+                        first_shape = time.monotonic()
+                    self.overlay.update(partial, frame.size, frame.clock)
+                    yield LiveEvent("partial", frame.number, frame.time, task, partial, image_size=frame.size)
+                    continue
+                final = parser.finish(event.result.parsed)
+                self._last[task] = final, event.result
+                self.overlay.update(final, frame.size, frame.clock)
+                yield LiveEvent("result", frame.number, frame.time, task, final, event.result, False, frame.size)
+        now = time.monotonic()
+        self.latency.final.append((now - frame.clock) * 1e3)
+        if first_shape is not None:
+            self.latency.first_shape.append((first_shape - frame.clock) * 1e3)
+        self.overlay.status = self._status_line()
+
+    def stats(self) -> dict:
+        """Counts, rates and latencies so far (medians and 90th percentiles, ms)."""
+        elapsed = time.monotonic() - self._started if self._started else 0.0
+        return {
+            "captured": self.capture.captured,
+            "inferred": self.counts["inferred"],
+            "reused": self.counts["reused"],
+            "dropped": self.mailbox.dropped,
+            "skipped": self.source.skipped,
+            "outages": len(self.capture.outages),
+            "outage_seconds": round(sum(self.capture.outages), 2),
+            "seconds": round(elapsed, 2),
+            "inferred_per_s": round(self.counts["inferred"] / elapsed, 3) if elapsed else 0.0,
+            "first_shape_ms": _summary(self.latency.first_shape),
+            "final_ms": _summary(self.latency.final),
+        }
+
+    def _status_line(self) -> str:
+        stats = self.stats()
+        latency = stats["final_ms"]["median"]
+        return (f"{stats['inferred_per_s']:.2f} inferred/s · latency {latency:.0f} ms · "
+                f"reused {stats['reused']} · dropped {stats['dropped']}")
+
+
+def _summary(values: list[float]) -> dict:
+    if not values:
+        return {"median": 0.0, "p90": 0.0, "n": 0}
+    ordered = sorted(values)
+    return {"median": round(statistics.median(ordered), 1),
+            "p90": round(ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))], 1), "n": len(ordered)}

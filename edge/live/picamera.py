@@ -1,0 +1,120 @@
+"""Raspberry Pi cameras through picamera2 (libcamera): `main` for viewing, `lores` for the model.
+
+picamera2 comes from apt on Raspberry Pi OS (`sudo apt install python3-picamera2`) and is not
+on PyPI in a form that works; a virtual environment sees it only if made with
+`--system-site-packages`. It is imported when this source opens, never before.
+
+Of picamera2's API this uses: `Picamera2(camera_num)`, `create_video_configuration(main=,
+lores=, buffer_count=)`, `configure`, `start`, `stop`, `close`, `capture_request(wait=False)`
+with `wait(job, timeout=)`, a request's `make_array(name)` and `release()`, the `pre_callback`
+attribute, and `MappedArray(request, name)` (its `.array`). The tests' stand-in implements
+exactly that subset.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from edge.errors import FlorenceEdgeError
+from edge.live.sources import Frame, Source, SourceLost
+
+MAIN_SIZE = (1280, 720)
+_TIMEOUT = 5.0  # s without a frame: the camera is lost (the ribbon came loose, the ISP stalled)
+# Limited-range BT.709 (what a video configuration's Rec709 colour space means), Y'CbCr -> R'G'B'.
+_YUV_TO_RGB = np.array([[1.164, 0.0, 1.793], [1.164, -0.213, -0.533], [1.164, 2.112, 0.0]], np.float32)
+
+
+def _picamera2():
+    try:
+        import picamera2
+    except ImportError:
+        raise FlorenceEdgeError(
+            "the picamera2 source needs picamera2, which comes from apt on Raspberry Pi OS: "
+            "sudo apt install python3-picamera2 (in a virtual environment made with --system-site-packages)"
+        ) from None
+    return picamera2
+
+
+def lores_size(model_size: tuple[int, int] | None, main: tuple[int, int] = MAIN_SIZE) -> tuple[int, int]:
+    """The low-resolution stream: the main stream's aspect, no larger than the model's input (the
+    model resizes whatever it gets), even sides as YUV420 needs."""
+    if model_size is None:
+        model_size = (768, 768)
+    scale = min(model_size[0] / main[0], model_size[1] / main[1], 1.0)
+    return max(2, int(main[0] * scale) // 2 * 2), max(2, int(main[1] * scale) // 2 * 2)
+
+
+def yuv420_to_rgb(planes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """picamera2's YUV420 array ((h * 3 / 2) x w: Y, then U and V at half size) -> h x w x 3 RGB."""
+    width, height = size
+    y = planes[:height].astype(np.float32) - 16
+    chroma = planes[height:].reshape(2, height // 2, width // 2).astype(np.float32) - 128
+    u, v = (np.repeat(np.repeat(c, 2, axis=0), 2, axis=1) for c in chroma)
+    rgb = np.stack([y, u, v], axis=-1) @ _YUV_TO_RGB.T
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+class PicameraSource(Source):
+    live = True
+
+    def __init__(self, camera_num: int = 0, model_size: tuple[int, int] | None = None):
+        self.name = f"picamera2:{camera_num}"
+        self.camera_num = camera_num
+        self.lores = lores_size(model_size)
+        self._camera = None
+        self._number = 0
+        try:
+            self._open()
+        except SourceLost as exc:
+            raise FlorenceEdgeError(str(exc)) from None
+
+    def _open(self) -> None:
+        lib = _picamera2()
+        try:
+            camera = lib.Picamera2(self.camera_num)
+        except (IndexError, RuntimeError, OSError) as exc:  # no camera, or held by another process
+            raise SourceLost(f"no camera {self.camera_num} for picamera2 ({exc or type(exc).__name__})") from None
+        # RGB888 is B, G, R in memory; the lores stream is YUV420, the one format every Pi's ISP gives it.
+        config = camera.create_video_configuration(main={"size": MAIN_SIZE, "format": "RGB888"},
+                                                   lores={"size": self.lores, "format": "YUV420"}, buffer_count=4)
+        camera.configure(config)
+        camera.pre_callback = self._pre_callback
+        camera.start()
+        self._camera = camera
+        self.on_main = None  # set by the overlay: draws onto `main` before preview, recording and viewers
+
+    def _pre_callback(self, request) -> None:
+        if self.on_main is not None:
+            with _picamera2().MappedArray(request, "main") as mapped:
+                self.on_main(mapped.array)
+
+    def read(self) -> Frame:
+        if self._camera is None:
+            raise SourceLost(f"{self.name} is closed")
+        try:
+            request = self._camera.wait(self._camera.capture_request(wait=False), timeout=_TIMEOUT)
+        except (TimeoutError, RuntimeError, OSError) as exc:
+            raise SourceLost(f"{self.name}: no frame for {_TIMEOUT:.0f} s ({exc or type(exc).__name__})") from None
+        try:
+            image = yuv420_to_rgb(request.make_array("lores"), self.lores)
+            display = request.make_array("main")[:, :, ::-1]  # B, G, R -> R, G, B (a view)
+            display = np.ascontiguousarray(display)
+        finally:
+            request.release()
+        number = self._number
+        self._number += 1
+        return Frame(image, number, time.time(), time.monotonic(), display)
+
+    def reopen(self) -> None:
+        self.close()
+        self._open()
+
+    def close(self) -> None:
+        if self._camera is not None:
+            try:
+                self._camera.stop()
+            finally:
+                self._camera.close()
+                self._camera = None

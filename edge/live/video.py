@@ -1,0 +1,108 @@
+"""Video files, V4L2/USB cameras and RTSP/HTTP streams through PyAV (FFmpeg inside).
+
+PyAV is the one library for all three: it opens files of every common container and codec,
+V4L2 devices (`format="v4l2"`) and network streams, ships FFmpeg in its wheels for x86_64 and
+aarch64 (no system FFmpeg or OpenCV needed on a Pi), and gives frames as numpy arrays. It is
+the `camera` extra: `pip install 'florence-edge[camera]'`.
+"""
+
+from __future__ import annotations
+
+import time
+
+from edge.errors import FlorenceEdgeError
+from edge.live.sources import Frame, Source, SourceLost
+
+# (open, read) timeouts in seconds for devices and streams: a camera that stops answering is lost,
+# not waited on forever.
+_TIMEOUTS = (10.0, 5.0)
+_STREAM_OPTIONS = {"rtsp_transport": "tcp"}  # UDP drops packets on Wi-Fi; TCP is what cameras also offer
+
+
+def _av():
+    try:
+        import av
+    except ImportError:
+        raise FlorenceEdgeError("video files, USB cameras and streams need PyAV: "
+                                "pip install 'florence-edge[camera]'") from None
+    return av
+
+
+class VideoSource(Source):
+    def __init__(self, spec: str, device: bool = False, stream: bool = False):
+        self.name = spec
+        self.live = device or stream
+        self._device, self._stream = device, stream
+        self._container = None
+        self._number = 0
+        try:
+            self._open()
+        except SourceLost as exc:
+            raise FlorenceEdgeError(str(exc)) from None
+
+    def _open(self) -> None:
+        av = _av()
+        options = dict(_STREAM_OPTIONS) if self._stream else {}
+        try:
+            self._container = av.open(self.name, format="v4l2" if self._device else None, options=options,
+                                      timeout=_TIMEOUTS if self.live else None)
+        except (av.FFmpegError, OSError) as exc:
+            raise SourceLost(f"cannot open {self.name}: {_reason(exc)}") from None
+        streams = self._container.streams.video
+        if not streams:
+            self.close()
+            raise SourceLost(f"{self.name} has no video stream")
+        self._video = streams[0]
+        self._video.thread_type = "AUTO"  # decode on several cores where the codec allows
+        rate = self._video.average_rate or self._video.guessed_rate
+        self.fps = None if self.live or not rate else float(rate)
+        self._frames = self._decode()
+
+    def _decode(self):
+        """Decoded frames in order; a packet that does not decode is skipped and counted."""
+        av = _av()
+        for packet in self._container.demux(self._video):
+            try:
+                yield from packet.decode()
+            except av.error.InvalidDataError:
+                self.skipped += 1
+
+    def read(self) -> Frame | None:
+        av = _av()
+        try:
+            frame = next(self._frames, None)
+        except (av.FFmpegError, OSError) as exc:
+            if self.live:
+                raise SourceLost(f"{self.name}: {_reason(exc)}") from None
+            self.skipped += 1  # a damaged file: what could be read was read
+            return None
+        if frame is None:
+            if self.live:
+                raise SourceLost(f"{self.name} ended")
+            return None
+        try:
+            image = frame.to_ndarray(format="rgb24")
+        except (av.FFmpegError, ValueError) as exc:
+            raise FlorenceEdgeError(f"{self.name}: cannot convert its {frame.format.name} frames to RGB "
+                                    f"({_reason(exc)})") from None
+        number = self._number
+        self._number += 1
+        return Frame(image, number, time.time(), time.monotonic())
+
+    def rewind(self) -> None:
+        """Back to the first frame (`--loop`); frame numbers keep counting."""
+        self._container.seek(0)
+        self._frames = self._decode()
+
+    def reopen(self) -> None:
+        self.close()
+        self._open()
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
