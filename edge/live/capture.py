@@ -96,11 +96,10 @@ class Capture(threading.Thread):
             try:
                 frame = self.source.read()
             except SourceLost as exc:
-                self._outage(str(exc))
+                frame = self._outage(str(exc))
                 pace.restart()
-                continue
             if frame is None:
-                if not (self.loop and hasattr(self.source, "rewind")):
+                if self.stop_event.is_set() or not (self.loop and hasattr(self.source, "rewind")):
                     return
                 self.source.rewind()
                 pace.restart()
@@ -113,8 +112,9 @@ class Capture(threading.Thread):
             else:
                 self.mailbox.put(frame)
 
-    def _outage(self, reason: str) -> None:
-        """Reopen a lost source with growing pauses until it is back (or the loop stops)."""
+    def _outage(self, reason: str) -> Frame | None:
+        """Reopen a lost source with growing pauses until a frame comes again (returned), or the loop
+        stops (None). Logged once when it starts and once when it ends, with its length."""
         self.signal = False
         start = time.monotonic()
         self.log(f"{reason}; retrying until it is back")
@@ -122,16 +122,20 @@ class Capture(threading.Thread):
         while not self.stop_event.is_set():
             self.on_frame(None)
             if self.stop_event.wait(_BACKOFF[min(attempt, len(_BACKOFF) - 1)]):
-                return
+                return None
             attempt += 1
             try:
                 self.source.reopen()
+                frame = self.source.read()  # back only once it delivers again
             except SourceLost:
                 continue
+            if frame is None:
+                return None
             self.outages.append(time.monotonic() - start)
             self.log(f"{self.source.name} is back after {self.outages[-1]:.1f} s")
             self.signal = True
-            return
+            return frame
+        return None
 
 
 class _Pace:
