@@ -34,7 +34,9 @@ class VideoSource(Source):
         self.live = device or stream
         self._device, self._stream = device, stream
         self._container = None
-        self._number = 0
+        self._number = 0  # the next frame's number
+        self._first = None  # the first frame's place in the file, by its timestamp
+        self._base = 0  # numbers already used by earlier passes (--loop)
         try:
             self._open()
         except SourceLost as exc:
@@ -85,14 +87,25 @@ class VideoSource(Source):
         except (av.FFmpegError, ValueError) as exc:
             raise FlorenceEdgeError(f"{self.name}: cannot convert its {frame.format.name} frames to RGB "
                                     f"({_reason(exc)})") from None
-        number = self._number
-        self._number += 1
-        return Frame(image, number, time.time(), time.monotonic())
+        return Frame(image, self._numbered(frame), time.time(), time.monotonic())
+
+    def _numbered(self, frame) -> int:
+        """A file's frames by their place in it (from their timestamps, so frames a damaged stretch
+        lost leave a gap, counted as skipped); a camera's in the order they come."""
+        index = self._number
+        if self.fps and frame.pts is not None:
+            at = round(float(frame.pts * frame.time_base) * self.fps)
+            self._first = at if self._first is None else self._first
+            index = self._base + at - self._first
+            self.skipped += max(0, index - self._number)
+        self._number = index + 1
+        return index
 
     def rewind(self) -> None:
         """Back to the first frame (`--loop`); frame numbers keep counting."""
         self._container.seek(0)
         self._frames = self._decode()
+        self._base, self._first = self._number, None
 
     def reopen(self) -> None:
         self.close()
