@@ -62,11 +62,12 @@ class Live:
         if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
             raise FlorenceEdgeError(f"frames must be a whole number of at least 1, got {frames!r}")
         self.model = model
-        self.tasks = [normalize_task(t) for t in tasks]
         self.options = dict(num_beams=num_beams, max_new_tokens=max_new_tokens)
-        self.inputs = {t: task_input(model.manifest.tasks, t, text, region) for t in self.tasks}
-        for task in self.tasks:  # every argument checked before a camera opens
-            model.prepare(task, *self.inputs[task], **self.options)
+        self.inputs = {}  # task key -> (text, region)
+        for task in tasks:  # every argument checked before a camera opens
+            self.inputs[normalize_task(task)] = task_input(model.manifest.tasks, task, text, region)
+            model.prepare(task, *self.inputs[normalize_task(task)], **self.options)
+        self.tasks = list(self.inputs)
         self.change = ChangeDetector(change_threshold)
         self.frames = frames
         self.overlay = Overlay(self.tasks)
