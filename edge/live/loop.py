@@ -41,6 +41,7 @@ class LiveEvent:
 class _Latency:
     first_shape: list[float] = field(default_factory=list)  # capture -> first drawable shape, ms
     final: list[float] = field(default_factory=list)  # capture -> complete result, ms
+    work_to_first_shape: list[float] = field(default_factory=list)  # frame taken up -> first shape, ms
 
 
 class Live:
@@ -116,6 +117,7 @@ class Live:
         if not self._last:
             self.change.changed(frame.image)  # the first frame is the reference
         self.counts["inferred"] += 1
+        begun = time.monotonic()
         encoded = self.model.encode(frame.image)
         first_shape = None
         for task in self.tasks:
@@ -138,6 +140,7 @@ class Live:
         self.latency.final.append((now - frame.clock) * 1e3)
         if first_shape is not None:
             self.latency.first_shape.append((first_shape - frame.clock) * 1e3)
+            self.latency.work_to_first_shape.append((first_shape - begun) * 1e3)
         self.overlay.status = self._status_line()
 
     def stats(self) -> dict:
@@ -154,6 +157,7 @@ class Live:
             "seconds": round(elapsed, 2),
             "inferred_per_s": round(self.counts["inferred"] / elapsed, 3) if elapsed else 0.0,
             "first_shape_ms": _summary(self.latency.first_shape),
+            "work_to_first_shape_ms": _summary(self.latency.work_to_first_shape),
             "final_ms": _summary(self.latency.final),
         }
 

@@ -98,3 +98,12 @@ def test_a_signal_stops_the_loop_cleanly_with_exit_0(demo_int8_bundle, tmp_path,
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0 and "Traceback" not in stderr, stderr[-2000:]
     assert len(_decoded(out)) >= 1  # the recording was finished, not torn
+
+
+def test_loop_restarts_a_file_and_keeps_counting(demo_int8_bundle, scene_video):
+    result = _live("-m", demo_int8_bundle[0], "--source", scene_video, "-t", "CAPTION", "--every-frame", "--loop",
+                   "--frames", len(SEEDS) * HOLD + 4, "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["frame"] for line in lines] == list(range(len(SEEDS) * HOLD + 4))
+    assert lines[len(SEEDS) * HOLD]["parsed"] == lines[0]["parsed"]  # the file again from its start

@@ -3,6 +3,7 @@ frames skipped and counted, the newest frame winning, unchanged scenes recognise
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -152,3 +153,31 @@ def test_scenes_pace_like_a_camera():
     for _ in range(5):
         source.read()
     assert time.monotonic() - start >= 0.18
+
+
+def test_a_stream_that_ends_is_retried_and_resumes(tmp_path, monkeypatch):
+    """An MPEG-TS stream over HTTP, served here: when it ends (as a camera's stream drops) the loop
+    logs it once, reopens, and frames come again."""
+    import functools
+    import http.server
+
+    scene_video = tmp_path / "live.ts"  # a format that streams without seeking, as cameras send
+    write_video(scene_video, SEEDS, HOLD)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        source = open_source(f"http://127.0.0.1:{server.server_port}/{scene_video.name}")
+        assert source.live and source.fps is None
+        box, lines = Mailbox(), []
+        capture = Capture(source, box, every_frame=True, log=lines.append)
+        monkeypatch.setattr("edge.live.capture._BACKOFF", (0.05,))
+        capture.start()
+        numbers = [box.take(timeout=30).number for _ in range(len(SEEDS) * HOLD + 5)]
+        capture.stop()
+    finally:
+        server.shutdown()
+    assert numbers == list(range(len(numbers)))  # a live source keeps counting across the outage
+    assert len(capture.outages) >= 1 and lines[0].endswith("ended; retrying until it is back")
+    assert any("is back after" in line for line in lines)
