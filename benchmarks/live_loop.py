@@ -128,8 +128,9 @@ def main() -> None:
     parser.add_argument("-t", "--task", action="append", default=None)
     parser.add_argument("--frames", type=int, default=40)
     parser.add_argument("--hold", type=int, default=4)
+    parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--max-new-tokens", type=int, default=None, help="cap answers (random weights never stop)")
-    parser.add_argument("--beams", type=int, default=None)
+    parser.add_argument("--beams", type=int, default=1, help="as `live`: greedy unless asked")
     args = parser.parse_args()
     options = dict(max_new_tokens=args.max_new_tokens, num_beams=args.beams)
     tasks = args.task or ["OD"]
@@ -139,13 +140,19 @@ def main() -> None:
         write_video(video, args.frames, args.hold)
         frames = decoded(video)
     model_alone(model, frames[:2], tasks, **options)  # warm: weights packed, signatures bound
-    alone, timings = model_alone(model, frames, tasks, **options)
-    looped, stats = live_loop(model, frames, tasks, **options)
+    alones, loops = [], []
+    for _ in range(args.reps):  # alternated, so drifts in machine speed hit both alike
+        alone, timings = model_alone(model, frames, tasks, **options)
+        looped, stats = live_loop(model, frames, tasks, **options)
+        alones.append(alone)
+        loops.append(looped)
+    alone, looped = statistics.median(alones), statistics.median(loops)
     draw_ms, jpeg_ms = overlay_cost(model, frames[0], tasks, **options)
     cam = camera(model, tasks, args.frames, **options)
     target = statistics.median(t.vision_ms + t.encoder_ms + 5 * t.decode_ms / max(t.tokens, 1) for t in timings)
     print(f"bundle {args.model}, tasks {' '.join(tasks)}, {len(frames)} frames of 384x384")
-    print(f"model alone {alone:.2f} s, live loop {looped:.2f} s: overhead {100 * (looped / alone - 1):+.1f}%")
+    print(f"model alone {alone:.3f} s, live loop {looped:.3f} s (medians of {args.reps}): "
+          f"overhead {100 * (looped / alone - 1):+.1f}%")
     print(f"inferred/s {stats['inferred_per_s']:.2f}; capture -> first shape {stats['first_shape_ms']}; "
           f"capture -> final {stats['final_ms']}")
     print(f"frame taken up -> first shape {stats['work_to_first_shape_ms']}; vision + text encoder + 5 steps "

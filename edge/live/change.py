@@ -31,9 +31,11 @@ class ChangeDetector:
         self.difference = 1.0  # of the latest frame, for the status line and tuning
 
     def changed(self, image: np.ndarray) -> bool:
+        if self.threshold == 0:  # off: no thumbnail to pay for
+            return True
         thumb = thumbnail(image)
         self.difference = 1.0 if self._last is None else float(np.abs(thumb - self._last).mean())
-        if self.threshold == 0 or self.difference >= self.threshold:
+        if self.difference >= self.threshold:
             self._last = thumb
             return True
         return False

@@ -41,7 +41,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--change-threshold", type=float, default=DEFAULT_THRESHOLD,
                         help="below this thumbnail difference (0-1) a frame reuses the last results; 0: never "
                              f"(default {DEFAULT_THRESHOLD})")
-    parser.add_argument("--beams", type=int, default=None, help="beam width (default: the model's)")
+    parser.add_argument("--beams", type=int, default=1,
+                        help="beam width (default 1, greedy: boxes show after a few tokens; with beams, only once "
+                             "every beam agrees, and each step costs a decoder step per beam)")
     parser.add_argument("--max-new-tokens", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads (default: the CPUs this process may use)")

@@ -50,13 +50,15 @@ class Live:
     `tasks`: task names; `text`/`region`: the input of the tasks that take one; `every_frame`:
     process every frame in order (recordings), else the newest wins; `loop`: restart a file at its
     end; `change_threshold`: see `edge.live.change` (0: encode every frame); `frames`: stop after
-    this many frames with results; `on_frame`: sees every captured frame (None during an outage),
+    this many frames with results; `num_beams` 1 (greedy) unless asked: beam search streams a
+    token only once every beam agrees on it, which for a detection often comes near the end of
+    the answer, and costs a decoder step per beam; `on_frame`: sees every captured frame (None during an outage),
     e.g. to draw and record it; `log`: one-line notices (outages)."""
 
     def __init__(self, model: Florence2, source: Source | str, tasks: list[str], text: str | None = None,
                  region=None, every_frame: bool = False, loop: bool = False,
                  change_threshold: float = DEFAULT_THRESHOLD, frames: int | None = None,
-                 num_beams: int | None = None, max_new_tokens: int | None = None,
+                 num_beams: int = 1, max_new_tokens: int | None = None,
                  on_frame: Callable[[Frame | None], None] | None = None, log: Callable[[str], None] | None = None):
         if not tasks:
             raise FlorenceEdgeError("name at least one task")
