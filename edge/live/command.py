@@ -41,6 +41,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--change-threshold", type=float, default=DEFAULT_THRESHOLD,
                         help="below this thumbnail difference (0-1) a frame reuses the last results; 0: never "
                              f"(default {DEFAULT_THRESHOLD})")
+    parser.add_argument("--stale-after", type=float, default=5.0,
+                        help="seconds after which the overlay dims a result (default 5)")
     parser.add_argument("--beams", type=int, default=1,
                         help="beam width (default 1, greedy: boxes show after a few tokens; with beams, only once "
                              "every beam agrees, and each step costs a decoder step per beam)")
@@ -66,7 +68,7 @@ def main(args: argparse.Namespace) -> int:
     recorder_target = check_target(args.record, args.force) if args.record else None
     model = Florence2(args.model, num_threads=args.threads, runtime=args.runtime)
     live = Live(model, args.source, args.task, args.text, args.region, args.every_frame, args.loop,
-                args.change_threshold, args.frames, args.beams, args.max_new_tokens)
+                args.change_threshold, args.frames, args.beams, args.max_new_tokens, stale_after=args.stale_after)
     recorder = Recorder(recorder_target, live.source.fps or 10.0, args.force) if recorder_target else None
     _attach_overlay(live, recorder)
     _stop_on_sigterm()

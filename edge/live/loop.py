@@ -53,13 +53,15 @@ class Live:
     this many frames with results; `num_beams` 1 (greedy) unless asked: beam search streams a
     token only once every beam agrees on it, which for a detection often comes near the end of
     the answer, and costs a decoder step per beam; `on_frame`: sees every captured frame (None during an outage),
-    e.g. to draw and record it; `log`: one-line notices (outages)."""
+    e.g. to draw and record it; `log`: one-line notices (outages); `stale_after`: seconds after
+    which the overlay dims a result."""
 
     def __init__(self, model: Florence2, source: Source | str, tasks: list[str], text: str | None = None,
                  region=None, every_frame: bool = False, loop: bool = False,
                  change_threshold: float = DEFAULT_THRESHOLD, frames: int | None = None,
                  num_beams: int = 1, max_new_tokens: int | None = None,
-                 on_frame: Callable[[Frame | None], None] | None = None, log: Callable[[str], None] | None = None):
+                 on_frame: Callable[[Frame | None], None] | None = None, log: Callable[[str], None] | None = None,
+                 stale_after: float = 5.0):
         if not tasks:
             raise FlorenceEdgeError("name at least one task")
         if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
@@ -73,7 +75,7 @@ class Live:
         self.tasks = list(self.inputs)
         self.change = ChangeDetector(change_threshold)
         self.frames = frames
-        self.overlay = Overlay(self.tasks)
+        self.overlay = Overlay(self.tasks, stale_after)
         self.log = log or (lambda line: print(f"florence-edge live: {line}", file=sys.stderr))
         self.source = source if isinstance(source, Source) else open_source(
             source, (model.manifest.image["width"], model.manifest.image["height"]))

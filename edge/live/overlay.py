@@ -66,8 +66,9 @@ class Overlay:
             if item.partial.text:
                 texts.append((item.partial.text, dim))
         _caption_band(canvas, texts)
-        if self.status:
-            _status_line(canvas, self.status)
+        if shown:
+            age = f"result {now - max(item.clock for item in shown):.1f} s old"
+            _status_line(canvas, f"{self.status} · {age}" if self.status else age)
 
 
 def _text_size(canvas: Image.Image) -> int:
