@@ -13,7 +13,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from edge.errors import FlorenceEdgeError
 from edge.live.capture import Capture, Mailbox
@@ -122,7 +122,7 @@ class Live:
             self.change.changed(frame.image)  # the first frame is the reference
         self.counts["inferred"] += 1
         begun = time.monotonic()
-        encoded = self.model.encode(frame.image)
+        encoded = replace(self.model.encode(frame.image), image_size=frame.size)
         first_shape = None
         for task in self.tasks:
             parser = IncrementalParser(self.model, task, frame.size)

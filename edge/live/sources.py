@@ -27,7 +27,7 @@ _STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp
 @dataclass
 class Frame:
     """`image` is what the model sees (HxWx3 RGB uint8); `display`, when a source has a larger picture
-    for viewing (picamera2's main stream), is what viewers see; results map from one to the other."""
+    for viewing (picamera2's main stream), is what viewers see, and results are in its pixels."""
 
     image: np.ndarray
     number: int  # the source's frame number; for a file, its index from 0
@@ -37,7 +37,11 @@ class Frame:
 
     @property
     def size(self) -> tuple[int, int]:
-        return self.image.shape[1], self.image.shape[0]
+        """(width, height) results are given in: the displayed picture's. The model's `<loc_N>` bins
+        are fractions of the view, and lores and main show the same view, so parsing against the
+        main size maps results to main's pixels with no extra step."""
+        picture = self.image if self.display is None else self.display
+        return picture.shape[1], picture.shape[0]
 
 
 class SourceLost(Exception):

@@ -57,9 +57,9 @@ def test_results_come_from_lores_and_are_drawn_on_main(picamera2, demo_int8_bund
     # As the command does: draw in pre_callback, so a preview or recording of main carries it.
     live.source.on_main = lambda array: (draw_into(array, live.overlay, bgr=True), mains.append(array.copy()))
     events = [e for e in live if e.kind == "result"]
-    width, height = live.source.lores  # the demo model takes 192 px: lores is 192 x 108
-    assert (width, height) == (192, 108) and events[0].image_size == (width, height)
-    sx, sy = width / 256, height / 256
+    assert live.source.lores == (192, 108)  # the demo model takes 192 px: lores is 192 x 108, 16:9 as main
+    assert events[0].image_size == (1280, 720)  # results are in main's pixels
+    sx, sy = 1280 / 256, 720 / 256
     scaled = [[b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy] for b in (s.box for s in make_scene(SEED).shapes)]
     assert all(max(iou(box, t) for t in scaled) >= 0.5 for box in events[0].partial.parsed["bboxes"])
     # Later main frames carry the boxes, drawn in pre_callback (the overlay knew the results by then).
