@@ -88,6 +88,11 @@ class Florence2:
             graph.close()
         self._graphs = {}
 
+    @property
+    def loaded(self) -> bool:
+        """False once `close()` has freed the graphs."""
+        return bool(self._graphs)
+
     def _check_open(self) -> None:
         if not self._graphs:
             raise FlorenceEdgeError("this model was closed; load the bundle again")

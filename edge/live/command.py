@@ -14,10 +14,12 @@ import sys
 
 from PIL import Image
 
+from edge.errors import FlorenceEdgeError
 from edge.live.change import DEFAULT_THRESHOLD
 from edge.live.loop import Live, LiveEvent
 from edge.live.overlay import draw_into
 from edge.live.record import Recorder, check_target
+from edge.live.web import WebView, check_binding, parse_address
 from edge.model import Florence2
 from edge.run import _region
 from edge.runtime import add_runtime_argument
@@ -41,6 +43,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--change-threshold", type=float, default=DEFAULT_THRESHOLD,
                         help="below this thumbnail difference (0-1) a frame reuses the last results; 0: never "
                              f"(default {DEFAULT_THRESHOLD})")
+    parser.add_argument("--http", metavar="[HOST:]PORT",
+                        help="serve the web view (default host 127.0.0.1; another host needs --token)")
+    parser.add_argument("--token", help="token every web route wants (Authorization: Bearer, or ?token=)")
+    parser.add_argument("--token-file", help="read the token from this file (keeps it out of `ps`)")
     parser.add_argument("--stale-after", type=float, default=5.0,
                         help="seconds after which the overlay dims a result (default 5)")
     parser.add_argument("--beams", type=int, default=1,
@@ -64,16 +70,49 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
+def shape_json(shape) -> dict:
+    return {"kind": shape.kind, "label": shape.label, "coords": list(shape.coords)}
+
+
+def event_payload(event: LiveEvent) -> dict:
+    """What the web view's /events sends: a finished result is the `--json` object plus its shapes;
+    a partial one says what is drawable so far."""
+    drawable = {"shapes": [shape_json(s) for s in event.partial.shapes],
+                "growing": [shape_json(s) for s in event.partial.growing]}
+    if event.kind == "result":
+        return {**event_json(event), **drawable}
+    return {"frame": event.frame, "time": round(event.time, 3), "task": event.task, "text": event.partial.text,
+            "image_size": list(event.image_size), **drawable}
+
+
+def _token(args) -> str | None:
+    if args.token_file:
+        try:
+            return open(args.token_file).read().strip() or None
+        except OSError as exc:
+            raise FlorenceEdgeError(f"cannot read --token-file {args.token_file}: {exc.strerror}") from None
+    return args.token
+
+
 def main(args: argparse.Namespace) -> int:
     recorder_target = check_target(args.record, args.force) if args.record else None
+    token = _token(args)
+    address = parse_address(args.http) if args.http else None
+    if address:
+        check_binding(address[0], token)
     model = Florence2(args.model, num_threads=args.threads, runtime=args.runtime)
     live = Live(model, args.source, args.task, args.text, args.region, args.every_frame, args.loop,
                 args.change_threshold, args.frames, args.beams, args.max_new_tokens, stale_after=args.stale_after)
     recorder = Recorder(recorder_target, live.source.fps or 10.0, args.force) if recorder_target else None
-    _attach_overlay(live, recorder)
+    view = _serve(live, address, token) if address else None
+    _attach_overlay(live, recorder, view)
     _stop_on_sigterm()
     try:
         for event in live:
+            if view is not None:
+                view.on_event(event.kind, event_payload(event))
+                if event.kind == "result":
+                    view.on_event("stats", view.stats())
             if event.kind == "result":
                 _print(event, args.json)
     except KeyboardInterrupt:
@@ -82,18 +121,28 @@ def main(args: argparse.Namespace) -> int:
         live.stop()
         if recorder is not None:
             recorder.close()
+        if view is not None:
+            view.close()
     print(f"florence-edge live: {json.dumps(live.stats())}", file=sys.stderr)
     return 0
 
 
-def _attach_overlay(live: Live, recorder: Recorder | None) -> None:
+def _serve(live: Live, address: tuple[str, int], token: str | None) -> WebView:
+    try:
+        view = WebView(live, *address, token=token)
+    except OSError as exc:
+        raise FlorenceEdgeError(f"cannot serve on {address[0]}:{address[1]}: {exc.strerror}") from None
+    host, port = view.address
+    print(f"florence-edge live: web view on http://{host}:{port}/", file=sys.stderr, flush=True)
+    return view
+
+
+def _attach_overlay(live: Live, recorder: Recorder | None, view: WebView | None) -> None:
     """Draw results onto the source's own frames where it has a hook (picamera2's pre_callback: the
-    preview and any recording carry them) and onto what is recorded."""
+    preview and any recording carry them), onto what is recorded, and hand frames to the web view."""
     drawn_by_source = hasattr(live.source, "on_main")
     if drawn_by_source:
         live.source.on_main = lambda array: draw_into(array, live.overlay, bgr=True)
-    if recorder is None:
-        return
 
     def record(frame):
         if frame is not None and drawn_by_source and frame.display is not None:
@@ -102,7 +151,13 @@ def _attach_overlay(live: Live, recorder: Recorder | None) -> None:
             picture = None if frame is None else (frame.display if frame.display is not None else frame.image)
             recorder.write(live.overlay.render(picture))
 
-    live.on_frame = record
+    def each(frame):
+        if recorder is not None:
+            record(frame)
+        if view is not None:
+            view.on_frame(frame)
+
+    live.on_frame = each
 
 
 def _print(event: LiveEvent, as_json: bool) -> None:

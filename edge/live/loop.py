@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -62,17 +63,13 @@ class Live:
                  num_beams: int = 1, max_new_tokens: int | None = None,
                  on_frame: Callable[[Frame | None], None] | None = None, log: Callable[[str], None] | None = None,
                  stale_after: float = 5.0):
-        if not tasks:
-            raise FlorenceEdgeError("name at least one task")
         if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
             raise FlorenceEdgeError(f"frames must be a whole number of at least 1, got {frames!r}")
         self.model = model
         self.options = dict(num_beams=num_beams, max_new_tokens=max_new_tokens)
-        self.inputs = {}  # task key -> (text, region)
-        for task in tasks:  # every argument checked before a camera opens
-            self.inputs[normalize_task(task)] = task_input(model.manifest.tasks, task, text, region)
-            model.prepare(task, *self.inputs[normalize_task(task)], **self.options)
+        self.inputs = self._checked_inputs(tasks, text, region)  # task key -> (text, region)
         self.tasks = list(self.inputs)
+        self._config_lock = threading.Lock()
         self.change = ChangeDetector(change_threshold)
         self.frames = frames
         self.overlay = Overlay(self.tasks, stale_after)
@@ -86,6 +83,30 @@ class Live:
         self.latency = _Latency()
         self._started = None
         self._last: dict[str, tuple[Partial, Result]] = {}  # each task's latest answer, to reuse
+
+    def _checked_inputs(self, tasks, text, region) -> dict:
+        """Each task's (text, region), every task and option checked against the bundle (one-line
+        `FlorenceEdgeError`s) before a camera opens or a configuration changes."""
+        if not tasks:
+            raise FlorenceEdgeError("name at least one task")
+        inputs = {}
+        for task in tasks:
+            inputs[normalize_task(task)] = task_input(self.model.manifest.tasks, task, text, region)
+            self.model.prepare(task, *inputs[normalize_task(task)], **self.options)
+        return inputs
+
+    def configure(self, tasks, text: str | None = None, region=None) -> None:
+        """Change the tasks and their input while the loop runs: checked now, used from the next frame
+        (which the vision graph encodes afresh)."""
+        inputs = self._checked_inputs(tasks, text, region)
+        with self._config_lock:
+            self.inputs, self.tasks = inputs, list(inputs)
+            self.overlay.tasks = list(inputs)
+            self._last = {}
+
+    @property
+    def model_loaded(self) -> bool:
+        return self.model.loaded
 
     def __iter__(self) -> Iterator[LiveEvent]:
         self._started = time.monotonic()
@@ -112,21 +133,23 @@ class Live:
         self.source.close()
 
     def _process(self, frame: Frame) -> Iterator[LiveEvent]:
-        if self._last and not self.change.changed(frame.image):
+        with self._config_lock:
+            tasks, inputs, last = list(self.tasks), dict(self.inputs), self._last
+        if last and not self.change.changed(frame.image):
             self.counts["reused"] += 1
-            for task in self.tasks:
-                partial, result = self._last[task]
+            for task in tasks:
+                partial, result = last[task]
                 yield LiveEvent("result", frame.number, frame.time, task, partial, result, True, frame.size)
             return
-        if not self._last:
-            self.change.changed(frame.image)  # the first frame is the reference
+        if not last:
+            self.change.changed(frame.image)  # the first frame (or the first after a change of tasks) is the reference
         self.counts["inferred"] += 1
         begun = time.monotonic()
         encoded = replace(self.model.encode(frame.image), image_size=frame.size)
         first_shape = None
-        for task in self.tasks:
+        for task in tasks:
             parser = IncrementalParser(self.model, task, frame.size)
-            for event in self.model.stream(encoded, task, *self.inputs[task], **self.options):
+            for event in self.model.stream(encoded, task, *inputs[task], **self.options):
                 if event.result is None:
                     partial = parser.push(event.token_ids)
                     if partial is None:
@@ -137,7 +160,7 @@ class Live:
                     yield LiveEvent("partial", frame.number, frame.time, task, partial, image_size=frame.size)
                     continue
                 final = parser.finish(event.result.parsed)
-                self._last[task] = final, event.result
+                last[task] = final, event.result
                 self.overlay.update(final, frame.size, frame.clock)
                 yield LiveEvent("result", frame.number, frame.time, task, final, event.result, False, frame.size)
         now = time.monotonic()

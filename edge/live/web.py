@@ -1,0 +1,278 @@
+"""`live --http`: the live loop seen from a browser, a video player or a dashboard.
+
+The standard library's threading HTTP server: no dependency to install on a board, a thread
+per connection (a viewer that stalls stalls only its own thread, and is dropped after
+`TIMEOUT` seconds without progress), and the loop never waits for it (`edge.live.broadcast`).
+
+Routes, and nothing else (no file is served by path): `/` the page, `/stream.mjpg` and
+`/snapshot.jpg` (`?overlay=0`: the clean picture), `/events` (server-sent events), `/results`,
+`/stats`, `/healthz`, and `POST /config`. With a token, every route wants it, as
+`Authorization: Bearer TOKEN` or `?token=TOKEN`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import resource
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from urllib.parse import parse_qs, urlsplit
+
+from edge.errors import FlorenceEdgeError
+from edge.live.broadcast import EventHub, FrameHub
+
+TIMEOUT = 10.0  # s a client may take to send its request or to take the next piece of a stream
+MAX_STREAMS = 8  # MJPEG and event streams at once; more get 503
+MAX_BODY = 16 * 1024
+FRAMES_STALE = 5.0  # s without a frame: /healthz says 503
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def check_binding(host: str, token: str | None) -> None:
+    """A view open beyond this machine needs a token: refuse, before anything starts, one that has none."""
+    if host not in LOOPBACK and not token:
+        raise FlorenceEdgeError(f"--http on {host} would open the view to the network: pass --token or "
+                                "--token-file (or bind 127.0.0.1 and use an SSH tunnel)")
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """'[HOST:]PORT' -> (host, port); the host defaults to loopback."""
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise FlorenceEdgeError(f"--http takes [HOST:]PORT, got {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class WebView:
+    """Serves `live` (a `Live`) on (host, port); feed it with `on_frame` and `on_event`."""
+
+    def __init__(self, live, host: str = "127.0.0.1", port: int = 8080, token: str | None = None):
+        check_binding(host, token)
+        self.live = live
+        self.token = token
+        self.frames = FrameHub(live.overlay.render)
+        self.events = EventHub()
+        self.results: dict[str, dict] = {}
+        self.streams = threading.BoundedSemaphore(MAX_STREAMS)
+        self.viewers = 0
+        self._viewers_lock = threading.Lock()
+        self.last_frame = None  # monotonic time of the newest frame
+        self.server = _Server((host, port), _Handler)
+        self.server.view = self
+        self.address = self.server.server_address[:2]
+        self._thread = threading.Thread(target=self.server.serve_forever, name="florence-edge-http", daemon=True)
+        self._thread.start()
+
+    def on_frame(self, frame) -> None:
+        if frame is not None:
+            self.last_frame = time.monotonic()
+        self.frames.publish(None if frame is None else (frame.display if frame.display is not None else frame.image))
+
+    def on_event(self, kind: str, payload: dict) -> None:
+        if kind == "result":
+            self.results[payload["task"]] = payload
+        self.events.publish(kind, json.dumps(payload))
+
+    def stats(self) -> dict:
+        stats = self.live.stats()
+        age = None if self.last_frame is None else round(time.monotonic() - self.last_frame, 2)
+        stats.update(viewers=self.viewers, jpegs_encoded=self.frames.encoded, frame_age_s=age,
+                     rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                     captured_per_s=round(stats["captured"] / stats["seconds"], 2) if stats["seconds"] else 0.0)
+        return stats
+
+    def health(self) -> str | None:
+        """None when frames flow and the model is loaded, else why not."""
+        if not self.live.model_loaded:
+            return "the model is not loaded"
+        if self.last_frame is None:
+            return "no frame yet"
+        if time.monotonic() - self.last_frame > FRAMES_STALE:
+            return f"no frame for {time.monotonic() - self.last_frame:.0f} s"
+        return None
+
+    def viewing(self, delta: int) -> None:
+        with self._viewers_lock:
+            self.viewers += delta
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64
+
+    def handle_error(self, request, client_address) -> None:
+        # A client that hangs up or stalls is not an error of ours; anything else is one line.
+        import sys
+
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+            print(f"florence-edge live: http: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "florence-edge"
+    timeout = TIMEOUT
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format, *args) -> None:  # a request log per frame would flood the journal
+        pass
+
+    @property
+    def view(self) -> WebView:
+        return self.server.view
+
+    def _query(self) -> dict:
+        return {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
+
+    def _authorised(self) -> bool:
+        token = self.view.token
+        if not token:
+            return True
+        given = self._query().get("token", "")
+        header = self.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            given = header[len("Bearer "):]
+        return hmac.compare_digest(given.encode(), token.encode())
+
+    def _send(self, status: int, body: bytes, content_type: str = "application/json", extra=()) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for name, value in extra:
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, data) -> None:
+        self._send(status, (json.dumps(data) + "\n").encode())
+
+    def _route(self, routes: dict) -> None:
+        path = urlsplit(self.path).path
+        handler = routes.get(path)
+        if handler is None:
+            self._json(HTTPStatus.NOT_FOUND, {"error": f"no such route: {path[:100]}"})
+        elif not self._authorised():
+            self._send(HTTPStatus.UNAUTHORIZED, b'{"error": "a token is needed"}\n',
+                       extra=[("WWW-Authenticate", "Bearer")])
+        else:
+            handler()
+
+    def do_GET(self) -> None:
+        self._route({"/": self._page, "/stream.mjpg": self._mjpeg, "/snapshot.jpg": self._snapshot,
+                     "/events": self._events, "/results": lambda: self._json(200, self.view.results),
+                     "/stats": lambda: self._json(200, self.view.stats()), "/healthz": self._health})
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def do_POST(self) -> None:
+        self._route({"/config": self._config})
+
+    def _page(self) -> None:
+        page = resources.files("edge.live").joinpath("static/index.html").read_bytes()
+        self._send(200, page, "text/html; charset=utf-8")
+
+    def _overlay(self) -> bool:
+        return self._query().get("overlay", "1") != "0"
+
+    def _snapshot(self) -> None:
+        _, jpeg = self.view.frames.jpeg(self._overlay())
+        if jpeg is None:
+            self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": "no frame yet"})
+        else:
+            self._send(200, jpeg, "image/jpeg")
+
+    def _health(self) -> None:
+        reason = self.view.health()
+        self._json(200 if reason is None else HTTPStatus.SERVICE_UNAVAILABLE,
+                   {"ok": reason is None, **({"reason": reason} if reason else {})})
+
+    def _config(self) -> None:
+        length = self.headers.get("Content-Length", "")
+        if not length.isdigit():
+            self._json(HTTPStatus.LENGTH_REQUIRED, {"error": "a JSON body with Content-Length is needed"})
+            return
+        if int(length) > MAX_BODY:
+            self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"the body is over {MAX_BODY} bytes"})
+            self.close_connection = True
+            return
+        try:
+            body = json.loads(self.rfile.read(int(length)))
+            if not isinstance(body, dict):
+                raise ValueError("a JSON object is needed")
+            tasks = body.get("tasks", self.view.live.tasks)
+            if isinstance(tasks, str):
+                tasks = [t for t in tasks.replace(",", " ").split() if t]
+            if not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks):
+                raise ValueError("tasks is a list of task names")
+            self.view.live.configure(tasks, body.get("text"))
+        except (ValueError, FlorenceEdgeError) as exc:
+            self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+            return
+        applied = {"tasks": self.view.live.tasks, "text": body.get("text")}
+        self.view.events.publish("config", json.dumps(applied))
+        self._json(200, applied)
+
+    def _stream(self, content_type: str, pieces) -> None:
+        """Send `pieces` (an iterator of bytes) until the client leaves; bounded in number."""
+        if not self.view.streams.acquire(blocking=False):
+            self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": f"{MAX_STREAMS} streams are open already"})
+            return
+        self.view.viewing(1)
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            for piece in pieces:
+                self.wfile.write(piece)
+                self.wfile.flush()
+        except (ConnectionError, TimeoutError, OSError):
+            pass  # the viewer left or stalled past TIMEOUT: its thread ends, nothing else notices
+        finally:
+            self.view.viewing(-1)
+            self.view.streams.release()
+
+    def _mjpeg(self) -> None:
+        overlay = self._overlay()
+
+        def parts():
+            sequence = -1
+            while True:
+                if not self.view.frames.wait_newer(sequence, 1.0) and sequence > 0:
+                    continue
+                sequence, jpeg = self.view.frames.jpeg(overlay)
+                if jpeg is not None:
+                    yield (b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(jpeg)).encode()
+                           + b"\r\n\r\n" + jpeg + b"\r\n")
+
+        self._stream("multipart/x-mixed-replace; boundary=frame", parts())
+
+    def _events(self) -> None:
+        subscriber = self.view.events.subscribe()
+
+        def messages():
+            yield b"retry: 2000\n\n"
+            while True:
+                items = subscriber.take(timeout=5.0)
+                if not items:
+                    yield b": keep-alive\n\n"  # proxies and browsers close an idle stream
+                for kind, data in items:
+                    yield f"event: {kind}\ndata: {data}\n\n".encode()
+
+        try:
+            self._stream("text/event-stream", messages())
+        finally:
+            self.view.events.unsubscribe(subscriber)
