@@ -2,7 +2,7 @@
 PYTHON ?= python3
 BUILD ?= build
 
-.PHONY: install demo train-demo test test-arm arm-sysroot
+.PHONY: install demo train-demo test test-arm arm-sysroot chromium
 
 install:
 	$(PYTHON) -m pip install -q -e '.[convert,camera,test]'
@@ -23,8 +23,9 @@ demo: install
 train-demo: install
 	$(PYTHON) -m converters.train_demo -o $(DEMO_MODEL)
 
-# Everything, the emulated ARM cores included (their sysroot is built once, about 40 s, 430 MB).
-test: install arm-sysroot
+# Everything, the emulated ARM cores and the web page in a headless browser included (the sysroot is
+# built once, about 40 s, 430 MB; Debian's chromium is installed where missing, as root).
+test: install arm-sysroot chromium
 	$(PYTHON) -m ruff check .
 	FLORENCE_EDGE_ARM_SYSROOT=$(ARM_SYSROOT) $(PYTHON) -m pytest -q
 
@@ -35,3 +36,7 @@ test-arm: install arm-sysroot
 ARM_SYSROOT ?= $(BUILD)/arm64-sysroot
 arm-sysroot:
 	PYTHON=$(PYTHON) bash tests/arm/make_sysroot.sh $(ARM_SYSROOT)
+
+# The browser the web view's page is tested in (driven by playwright, which uses it as it is).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }

@@ -93,6 +93,41 @@ def live_loop(model: Florence2, frames, tasks, **options) -> tuple[float, dict]:
     return time.perf_counter() - start, live.stats()
 
 
+def with_viewers(model: Florence2, frames, tasks, viewers: int, **options) -> tuple[float, int]:
+    """(frames inferred per second, JPEGs made) of `Live` serving the web view to `viewers` MJPEG
+    viewers (with the overlay) that read as fast as they can."""
+    import http.client
+    import threading
+
+    from edge.live.command import event_payload
+    from edge.live.web import WebView
+
+    live = Live(model, DecodedFrames(frames), tasks, every_frame=True, change_threshold=0, **options)
+    view = WebView(live, "127.0.0.1", 0)
+    live.on_frame = view.on_frame
+    done = threading.Event()
+
+    def watch():
+        conn = http.client.HTTPConnection(*view.address, timeout=30)
+        conn.request("GET", "/stream.mjpg")
+        reply = conn.getresponse()
+        while not done.is_set() and reply.read(65536):
+            pass
+        conn.close()
+
+    watchers = [threading.Thread(target=watch, daemon=True) for _ in range(viewers)]
+    for watcher in watchers:
+        watcher.start()
+    time.sleep(0.5)
+    start = time.perf_counter()
+    for event in live:
+        view.on_event(event.kind, event_payload(event))
+    elapsed = time.perf_counter() - start
+    done.set()
+    view.close()
+    return live.counts["inferred"] / elapsed, view.frames.encoded
+
+
 def overlay_cost(model: Florence2, image: np.ndarray, tasks, reps: int = 30, **options) -> tuple[float, float]:
     """ms per 1280x720 frame: drawing every task's final answer, then JPEG (quality 80)."""
     overlay = Overlay(tasks)
@@ -148,6 +183,10 @@ def main() -> None:
         loops.append(looped)
     alone, looped = statistics.median(alones), statistics.median(loops)
     draw_ms, jpeg_ms = overlay_cost(model, frames[0], tasks, **options)
+    rates = {0: [], 2: []}
+    for _ in range(args.reps):  # alternated, medians
+        for viewers in rates:
+            rates[viewers].append(with_viewers(model, frames, tasks, viewers, **options))
     cam = camera(model, tasks, args.frames, **options)
     target = statistics.median(t.vision_ms + t.encoder_ms + 5 * t.decode_ms / max(t.tokens, 1) for t in timings)
     print(f"bundle {args.model}, tasks {' '.join(tasks)}, {len(frames)} frames of 384x384")
@@ -159,6 +198,9 @@ def main() -> None:
           f"{target:.1f} ms (median)")
     print(f"overlay {draw_ms:.1f} ms + JPEG {jpeg_ms:.1f} ms per 1280x720 frame (median of 30)")
     print(f"scenes camera, 10 fps: {cam}")
+    none, two = (statistics.median(r for r, _ in rates[v]) for v in (0, 2))
+    print(f"web view: {none:.2f} frames inferred/s with no viewer, {two:.2f} with two MJPEG viewers "
+          f"({100 * (two / none - 1):+.1f}%); JPEGs made with two viewers: {rates[2][0][1]} for {len(frames)} frames")
 
 
 if __name__ == "__main__":

@@ -74,24 +74,29 @@ def _stamp(image: np.ndarray, number: int, display: np.ndarray | None = None) ->
 
 
 class ImageSource(Source):
-    """Still images, each a frame, in name order; an unreadable one is skipped and counted."""
+    """Still images, each a frame, in name order, played as a 10 fps camera would deliver them (all
+    of them with `every_frame`); an unreadable one is skipped and counted."""
+
+    fps = 10.0
 
     def __init__(self, paths: list[Path], name: str):
         self.paths = paths
         self.name = name
         self._next = 0
+        self._base = 0  # numbers used by earlier passes (--loop keeps counting)
 
     def read(self) -> Frame | None:
         while self._next < len(self.paths):
             path = self.paths[self._next]
             self._next += 1
             try:
-                return _stamp(np.asarray(load_image(path)), self._next - 1)
+                return _stamp(np.asarray(load_image(path)), self._base + self._next - 1)
             except FlorenceEdgeError:
                 self.skipped += 1
         return None
 
     def rewind(self) -> None:
+        self._base += len(self.paths)
         self._next = 0
 
 

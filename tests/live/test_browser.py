@@ -1,0 +1,55 @@
+"""The web page in a real headless browser (Debian's chromium, driven by playwright): results drawn
+over the video where the ground truth says, and the caption on the page."""
+
+from __future__ import annotations
+
+import io
+import shutil
+
+import numpy as np
+from PIL import Image
+from test_web import Running
+
+from edge.scenes import caption, make_scene
+
+CHROMIUM = shutil.which("chromium")
+SEED = 1_000_031
+SIZE = 384
+
+
+def test_the_page_draws_boxes_at_the_truth_and_shows_the_caption(demo_int8_bundle, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM, "this test needs Debian's chromium: make test (or make chromium) installs it"
+    scene = make_scene(SEED)
+    scene.image.resize((SIZE, SIZE)).save(tmp_path / "scene.png")
+    running = Running(demo_int8_bundle[0], tmp_path / "scene.png")
+    try:
+        running.wait_inferred(1)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1100, "height": 760})
+            page.goto(f"http://{running.host}:{running.port}/")
+            page.wait_for_function("document.querySelectorAll('.answer').length >= 2", timeout=30000)
+            page.wait_for_function("document.getElementById('video').naturalWidth > 0", timeout=30000)
+            page.wait_for_timeout(500)
+            view = page.locator("#view")
+            with_overlay = Image.open(io.BytesIO(view.screenshot())).convert("RGB")
+            page.evaluate("document.getElementById('overlay').style.visibility = 'hidden'")
+            clean = Image.open(io.BytesIO(view.screenshot())).convert("RGB")
+            answers = page.inner_text("#answers")
+            browser.close()
+    finally:
+        running.stop()
+    assert caption(scene) in answers
+    drawn = np.abs(np.asarray(with_overlay, int) - np.asarray(clean, int)).sum(axis=2) > 60
+    scale = with_overlay.width / 256
+    for shape in scene.shapes:
+        x1, y1, x2, y2 = (round(v * scale) for v in shape.box)
+        middle_y, middle_x = (y1 + y2) // 2, (x1 + x2) // 2
+        # Each edge of the true box has overlay pixels within a few pixels of it...
+        assert drawn[middle_y, x1 - 4:x1 + 5].any() and drawn[middle_y, x2 - 4:x2 + 5].any(), shape.name
+        assert drawn[y1 - 4:y1 + 5, middle_x].any() or drawn[y1 - 20:y1 + 5, x1:x2].any(), shape.name
+        assert drawn[y2 - 4:y2 + 5, middle_x].any(), shape.name
+        # ...and the picture inside it is left clean.
+        assert not drawn[middle_y - 5:middle_y + 5, middle_x - 5:middle_x + 5].any(), shape.name
