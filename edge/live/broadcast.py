@@ -25,6 +25,7 @@ class FrameHub:
     def __init__(self, render):
         self._render = render
         self._changed = threading.Condition()
+        self._encoding = threading.Lock()
         self._picture = None  # the newest frame's picture (array or None: no signal), and its number
         self.sequence = 0
         self._jpegs: dict[bool, bytes] = {}
@@ -39,16 +40,17 @@ class FrameHub:
 
     def jpeg(self, overlay: bool) -> tuple[int, bytes | None]:
         """(sequence, JPEG of the newest frame), encoding it if nobody has yet; (0, None) before any frame."""
-        with self._changed:
-            sequence, picture, made = self.sequence, self._picture, self._jpegs.get(overlay)
-        if sequence == 0:
-            return 0, None
-        if made is None:
-            made = _encode(self._render(picture) if overlay or picture is None else Image.fromarray(picture))
+        with self._encoding:  # viewers asking at once: one encodes, the others take its JPEG
             with self._changed:
-                if self.sequence == sequence:
-                    self._jpegs[overlay] = made
-                self.encoded += 1
+                sequence, picture, made = self.sequence, self._picture, self._jpegs.get(overlay)
+            if sequence == 0:
+                return 0, None
+            if made is None:
+                made = _encode(self._render(picture) if overlay or picture is None else Image.fromarray(picture))
+                with self._changed:
+                    if self.sequence == sequence:
+                        self._jpegs[overlay] = made
+                    self.encoded += 1
         return sequence, made
 
     def wait_newer(self, sequence: int, timeout: float) -> bool:
