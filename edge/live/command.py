@@ -81,8 +81,8 @@ def event_payload(event: LiveEvent) -> dict:
                 "growing": [shape_json(s) for s in event.partial.growing]}
     if event.kind == "result":
         return {**event_json(event), **drawable}
-    return {"frame": event.frame, "time": round(event.time, 3), "task": event.task, "text": event.partial.text,
-            "image_size": list(event.image_size), **drawable}
+    return {"frame": event.frame, "time": round(event.time, 3), "task": event.task, "piece": event.piece,
+            "text": event.partial.text, "image_size": list(event.image_size), **drawable}
 
 
 def _token(args) -> str | None:

@@ -35,7 +35,8 @@ class LiveEvent:
     partial: Partial
     result: Result | None = None  # on "result" events (when reused: the earlier frame's)
     reused: bool = False  # the frame reused an earlier frame's encoding and results
-    image_size: tuple[int, int] = (0, 0)  # (width, height) of the frame the model saw
+    image_size: tuple[int, int] = (0, 0)  # (width, height) results are given in
+    piece: str = ""  # on "partial" events: the text the newest token(s) added
 
 
 @dataclass
@@ -83,6 +84,7 @@ class Live:
         self.latency = _Latency()
         self._started = None
         self._last: dict[str, tuple[Partial, Result]] = {}  # each task's latest answer, to reuse
+        self._stages: list = []  # the timings of every result computed (not reused)
 
     def _checked_inputs(self, tasks, text, region) -> dict:
         """Each task's (text, region), every task and option checked against the bundle (one-line
@@ -157,10 +159,12 @@ class Live:
                     if first_shape is None and (partial.shapes or partial.growing):
                         first_shape = time.monotonic()
                     self.overlay.update(partial, frame.size, frame.clock)
-                    yield LiveEvent("partial", frame.number, frame.time, task, partial, image_size=frame.size)
+                    yield LiveEvent("partial", frame.number, frame.time, task, partial, image_size=frame.size,
+                                    piece=event.text)
                     continue
                 final = parser.finish(event.result.parsed)
                 last[task] = final, event.result
+                self._stages.append(event.result.timings)
                 self.overlay.update(final, frame.size, frame.clock)
                 yield LiveEvent("result", frame.number, frame.time, task, final, event.result, False, frame.size)
         now = time.monotonic()
@@ -186,6 +190,7 @@ class Live:
             "first_shape_ms": _summary(self.latency.first_shape),
             "work_to_first_shape_ms": _summary(self.latency.work_to_first_shape),
             "final_ms": _summary(self.latency.final),
+            "stages_ms": _stages(self._stages[-200:]),
         }
 
     def _status_line(self) -> str:
@@ -193,6 +198,16 @@ class Live:
         latency = stats["final_ms"]["median"]
         return (f"{stats['inferred_per_s']:.2f} inferred/s · latency {latency:.0f} ms · "
                 f"reused {stats['reused']} · dropped {stats['dropped']}")
+
+
+def _stages(timings: list) -> dict:
+    """Median ms of each stage over recent results: vision (once per frame, shown per result), text
+    encoder, one decoder step."""
+    if not timings:
+        return {"vision": 0.0, "encoder": 0.0, "step": 0.0}
+    return {"vision": round(statistics.median(t.vision_ms for t in timings), 1),
+            "encoder": round(statistics.median(t.encoder_ms for t in timings), 1),
+            "step": round(statistics.median(t.decode_ms / max(t.tokens, 1) for t in timings), 2)}
 
 
 def _summary(values: list[float]) -> dict:

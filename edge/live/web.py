@@ -28,6 +28,7 @@ from edge.live.broadcast import EventHub, FrameHub
 TIMEOUT = 10.0  # s a client may take to send its request or to take the next piece of a stream
 MAX_STREAMS = 8  # MJPEG and event streams at once; more get 503
 MAX_BODY = 16 * 1024
+MJPEG_FPS = 15.0  # a viewer's default cap (`?fps=` up to 60): results change a few times a second at most
 FRAMES_STALE = 5.0  # s without a frame: /healthz says 503
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
@@ -247,12 +248,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _mjpeg(self) -> None:
         overlay = self._overlay()
+        try:
+            period = 1 / min(max(float(self._query().get("fps", MJPEG_FPS)), 0.1), 60)
+        except ValueError:
+            period = 1 / MJPEG_FPS
 
         def parts():
-            sequence = -1
+            sequence, sent = -1, 0.0
             while True:
                 if not self.view.frames.wait_newer(sequence, 1.0) and sequence > 0:
                     continue
+                time.sleep(max(0.0, sent + period - time.monotonic()))  # at most `fps` frames a second
+                sent = time.monotonic()
                 sequence, jpeg = self.view.frames.jpeg(overlay)
                 if jpeg is not None:
                     yield (b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(jpeg)).encode()
