@@ -38,6 +38,14 @@ def test_the_page_draws_boxes_at_the_truth_and_shows_the_caption(demo_int8_bundl
             page.evaluate("document.getElementById('overlay').style.visibility = 'hidden'")
             clean = Image.open(io.BytesIO(view.screenshot())).convert("RGB")
             answers = page.inner_text("#answers")
+            # The control changes the tasks while it runs, and says what is wrong with a bad one.
+            page.fill("#tasks", "NOPE")
+            page.click("button")
+            page.wait_for_function("document.getElementById('configured').textContent.includes('unknown task')")
+            page.fill("#tasks", "OCR CAPTION")
+            page.click("button")
+            page.wait_for_function("document.getElementById('answer-<OCR>') !== null"
+                                   " && document.getElementById('answer-<OD>') === null", timeout=30000)
             browser.close()
     finally:
         running.stop()

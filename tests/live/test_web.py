@@ -199,3 +199,36 @@ def test_beyond_loopback_a_token_is_required(demo_int8_bundle, scene_video, tmp_
         assert _stream_parts(running, f"/stream.mjpg?token={TOKEN}", 1)
     finally:
         running.stop()
+
+
+def test_healthz_says_why_not(demo_int8_bundle, tmp_path, monkeypatch):
+    import edge.live.web as web
+    from edge.live import Live
+    from edge.live.sources import open_source
+    from edge.model import Florence2
+    from edge.scenes import make_scene
+
+    make_scene(3).image.save(tmp_path / "still.png")
+    model = Florence2(demo_int8_bundle[0])
+    source = open_source(str(tmp_path / "still.png"))
+    view = web.WebView(Live(model, source, ["OD"]), "127.0.0.1", 0)
+    host, port = view.address
+
+    def health():
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+        conn.request("GET", "/healthz")
+        reply = conn.getresponse()
+        return reply.status, json.loads(reply.read())
+
+    try:
+        assert health() == (503, {"ok": False, "reason": "no frame yet"})
+        view.on_frame(source.read())
+        assert health() == (200, {"ok": True})
+        monkeypatch.setattr(web, "FRAMES_STALE", 0.05)
+        time.sleep(0.1)
+        assert health()[0] == 503 and health()[1]["reason"].startswith("no frame for")
+        monkeypatch.setattr(web, "FRAMES_STALE", 5.0)
+        model.close()
+        assert health() == (503, {"ok": False, "reason": "the model is not loaded"})
+    finally:
+        view.close()
