@@ -15,6 +15,7 @@ from __future__ import annotations
 import hmac
 import json
 import resource
+import sys
 import threading
 import time
 from http import HTTPStatus
@@ -111,10 +112,8 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request, client_address) -> None:
         # A client that hangs up or stalls is not an error of ours; anything else is one line.
-        import sys
-
         exc = sys.exc_info()[1]
-        if not isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+        if not isinstance(exc, OSError):  # ConnectionError and TimeoutError are OSErrors
             print(f"florence-edge live: http: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
