@@ -19,7 +19,7 @@ from edge.prompts import check_region, clamp_region, task_input
 from edge.runtime import add_runtime_argument
 
 
-def _region(text: str) -> tuple[float, ...]:
+def region_argument(text: str) -> tuple[float, ...]:
     try:
         return check_region(text.split(","))
     except FlorenceEdgeError as exc:
@@ -36,7 +36,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                              "REGION_TO_SEGMENTATION, OPEN_VOCABULARY_DETECTION, REGION_TO_CATEGORY, "
                              "REGION_TO_DESCRIPTION, REGION_TO_OCR (a fine-tune may add its own)")
     parser.add_argument("--text", help="text input for tasks that take one (grounding, segmentation, ...)")
-    parser.add_argument("--region", type=_region, help="pixel box x1,y1,x2,y2 for REGION_TO_* tasks")
+    parser.add_argument("--region", type=region_argument, help="pixel box x1,y1,x2,y2 for REGION_TO_* tasks")
     parser.add_argument("--beams", type=int, default=None, help="beam width (default: the model's, usually 3)")
     parser.add_argument("--max-new-tokens", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None,

@@ -21,7 +21,7 @@ from edge.live.overlay import draw_into
 from edge.live.record import Recorder, check_target
 from edge.live.web import WebView, check_binding, parse_address
 from edge.model import Florence2
-from edge.run import _region
+from edge.run import region_argument
 from edge.runtime import add_runtime_argument
 
 
@@ -32,7 +32,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                              "rtsp://... or http://... stream")
     parser.add_argument("-t", "--task", action="append", required=True, help="task, as in `run` (repeatable)")
     parser.add_argument("--text", help="text input for tasks that take one")
-    parser.add_argument("--region", type=_region, help="pixel box x1,y1,x2,y2 for REGION_TO_* tasks")
+    parser.add_argument("--region", type=region_argument, help="pixel box x1,y1,x2,y2 for REGION_TO_* tasks")
     parser.add_argument("--json", action="store_true", help="one JSON line per finished frame and task")
     parser.add_argument("--every-frame", action="store_true",
                         help="process every frame in order (recordings); default: the newest frame wins")
