@@ -24,11 +24,11 @@ TOKEN = "s3cret-token"
 class Running:
     """A `live --http` process on port 0 (the OS picks), its address read from its stderr."""
 
-    def __init__(self, bundle, video, *extra):
+    def __init__(self, bundle, video, *extra, change_threshold: str = "0"):
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "edge.cli", "live", "-m", str(bundle), "--source", str(video), "-t", "OD",
-             "-t", "CAPTION", "--loop", "--change-threshold", "0", "--http", "127.0.0.1:0", *extra],
+             "-t", "CAPTION", "--loop", "--change-threshold", change_threshold, "--http", "127.0.0.1:0", *extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         line = self.proc.stderr.readline()
         match = re.search(r"http://([\d.]+):(\d+)/", line)
