@@ -20,6 +20,7 @@ from converters.errors import ConversionError
 from converters.graphs import Dims
 from converters.source import load_source
 from edge import manifest as mf
+from edge.files import publish
 from edge.quiet import quiet
 
 DEFAULT_CACHES = (64, 256, 1024)
@@ -140,11 +141,8 @@ def _install(staging: Path, out: Path, force: bool) -> None:
     """Move the finished bundle into place; other files already in `out` are left alone."""
     _check_output(out, force)  # again: the conversion took minutes
     out.mkdir(parents=True, exist_ok=True)
-    umask = os.umask(0)
-    os.umask(umask)
     for item in staging.iterdir():
-        item.chmod(0o666 & ~umask)  # the quantizer writes its files executable
-        item.replace(out / item.name)
+        publish(item, out / item.name)  # also undoes the quantizer's executable bits
 
 
 def convert(src: str, out, quant: str = "int8", caches=DEFAULT_CACHES, beams: int | None = None,

@@ -13,6 +13,7 @@ from PIL import Image
 
 from edge.draw import draw
 from edge.errors import FlorenceEdgeError
+from edge.files import publish
 from edge.model import Florence2
 from edge.preprocess import load_image
 from edge.prompts import check_region, clamp_region, task_input
@@ -93,7 +94,7 @@ def save_image(image: Image.Image, target: Path) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             image.save(fh, format=fmt)
-        os.replace(partial, target)
+        publish(partial, target)
     except OSError as exc:
         os.unlink(partial)
         raise FlorenceEdgeError(f"cannot write {target}: {exc.strerror or exc}") from None

@@ -11,6 +11,7 @@ from pathlib import Path
 from PIL import Image
 
 from edge.errors import FlorenceEdgeError
+from edge.files import publish
 from edge.live.video import _av
 
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov"}
@@ -77,6 +78,6 @@ class Recorder:
             self._container.close()
             self._container = None
             if self.frames:
-                os.replace(self._partial, self.path)
+                publish(self._partial, self.path)
             else:
                 os.unlink(self._partial)

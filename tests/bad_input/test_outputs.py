@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pytest
@@ -51,6 +52,9 @@ def test_force_replaces_an_earlier_drawing_whole(demo_int8_bundle, user_files):
     Image.new("RGB", (8, 8)).save(target)
     ends_cleanly(_run(demo_int8_bundle[0], "-i", user_files / "photo.png", "--draw", target, "--force"), 0, "")
     assert Image.open(target).size == Image.open(SAMPLE).size
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # as any new file, not the temp file's 0600
     assert sorted(p.name for p in user_files.iterdir()) == ["drawn.png", "notes.txt", "photo.png"]  # no partials
 
 

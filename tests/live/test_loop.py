@@ -87,6 +87,9 @@ def test_scenes_source_demo_and_a_recording(demo_int8_bundle, tmp_path):
     frames = _decoded(out)
     assert len(frames) >= 25 and frames[0].shape == (256, 256, 3)
     assert not list(tmp_path.glob(".*"))  # the partial file was renamed into place
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

@@ -1,0 +1,14 @@
+"""Writing a user's file whole: built beside the target under a hidden name, then renamed over it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def publish(partial: str | Path, target: str | Path) -> None:
+    """Give `partial` the permissions a new file gets here (mkstemp makes it 0600) and rename it to `target`."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(partial, 0o666 & ~umask)
+    os.replace(partial, target)
