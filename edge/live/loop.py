@@ -13,6 +13,7 @@ import statistics
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
@@ -39,11 +40,18 @@ class LiveEvent:
     piece: str = ""  # on "partial" events: the text the newest token(s) added
 
 
+_RECENT = 500  # frames the figures are taken over: a loop that runs for months must not keep them all
+
+
+def _recent() -> deque:
+    return deque(maxlen=_RECENT)
+
+
 @dataclass
 class _Latency:
-    first_shape: list[float] = field(default_factory=list)  # capture -> first drawable shape, ms
-    final: list[float] = field(default_factory=list)  # capture -> complete result, ms
-    work_to_first_shape: list[float] = field(default_factory=list)  # frame taken up -> first shape, ms
+    first_shape: deque = field(default_factory=_recent)  # capture -> first drawable shape, ms
+    final: deque = field(default_factory=_recent)  # capture -> complete result, ms
+    work_to_first_shape: deque = field(default_factory=_recent)  # frame taken up -> first shape, ms
 
 
 class Live:
@@ -84,7 +92,7 @@ class Live:
         self.latency = _Latency()
         self._started = None
         self._last: dict[str, tuple[Partial, Result]] = {}  # each task's latest answer, to reuse
-        self._stages: list = []  # the timings of every result computed (not reused)
+        self._stages = _recent()  # the timings of recent results computed (not reused)
 
     def _checked_inputs(self, tasks, text, region) -> dict:
         """Each task's (text, region), every task and option checked against the bundle (one-line
@@ -190,7 +198,7 @@ class Live:
             "first_shape_ms": _summary(self.latency.first_shape),
             "work_to_first_shape_ms": _summary(self.latency.work_to_first_shape),
             "final_ms": _summary(self.latency.final),
-            "stages_ms": _stages(self._stages[-200:]),
+            "stages_ms": _stages(self._stages),
         }
 
     def _status_line(self) -> str:
@@ -200,7 +208,7 @@ class Live:
                 f"reused {stats['reused']} · dropped {stats['dropped']}")
 
 
-def _stages(timings: list) -> dict:
+def _stages(timings) -> dict:
     """Median ms of each stage over recent results: vision (once per frame, shown per result), text
     encoder, one decoder step."""
     if not timings:
@@ -210,7 +218,7 @@ def _stages(timings: list) -> dict:
             "step": round(statistics.median(t.decode_ms / max(t.tokens, 1) for t in timings), 2)}
 
 
-def _summary(values: list[float]) -> dict:
+def _summary(values) -> dict:
     if not values:
         return {"median": 0.0, "p90": 0.0, "n": 0}
     ordered = sorted(values)
