@@ -65,10 +65,7 @@ class PicameraSource(Source):
         self.lores = lores_size(model_size)
         self._camera = None
         self._number = 0
-        try:
-            self._open()
-        except SourceLost as exc:
-            raise FlorenceEdgeError(str(exc)) from None
+        self.first_open()
 
     def _open(self) -> None:
         lib = _picamera2()

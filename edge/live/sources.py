@@ -68,6 +68,13 @@ class Source:
         """After `SourceLost`: try to open again (raises `SourceLost` while it cannot)."""
         raise SourceLost(f"{self.name} cannot be reopened")
 
+    def first_open(self) -> None:
+        """Open for the first time: what is a passing loss later is bad input now (one line, exit 2)."""
+        try:
+            self._open()
+        except SourceLost as exc:
+            raise FlorenceEdgeError(str(exc)) from None
+
 
 def _stamp(image: np.ndarray, number: int, display: np.ndarray | None = None) -> Frame:
     return Frame(image, number, time.time(), time.monotonic(), display)

@@ -37,10 +37,7 @@ class VideoSource(Source):
         self._number = 0  # the next frame's number
         self._first = None  # the first frame's place in the file, by its timestamp
         self._base = 0  # numbers already used by earlier passes (--loop)
-        try:
-            self._open()
-        except SourceLost as exc:
-            raise FlorenceEdgeError(str(exc)) from None
+        self.first_open()
 
     def _open(self) -> None:
         av = _av()
