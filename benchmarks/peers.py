@@ -33,9 +33,10 @@ from converters import graphs  # noqa: E402
 from converters.convert import convert  # noqa: E402
 from converters.source import load_source  # noqa: E402
 from converters.test_checkpoints import write_test_checkpoint  # noqa: E402
-from edge.bench import decode_fixed, peak_rss_mb  # noqa: E402
+from edge.bench import decode_fixed  # noqa: E402
 from edge.errors import FlorenceEdgeError  # noqa: E402
 from edge.manifest import decode_signature_name, load_manifest  # noqa: E402
+from edge.memory import peak_rss_mb  # noqa: E402
 from edge.model import Florence2  # noqa: E402
 from edge.preprocess import pixel_values  # noqa: E402
 from edge.scenes import make_scene  # noqa: E402
@@ -152,7 +153,7 @@ def peak_rss_of_run(bundle: Path, image_path: Path, threads: int) -> float:
     """Peak RSS (MB) of a fresh process doing a whole `run` (load, vision, encoder, 3-beam decode)."""
     code = textwrap.dedent(f"""
         from edge import Florence2
-        from edge.bench import peak_rss_mb
+        from edge.memory import peak_rss_mb
         m = Florence2({str(bundle)!r}, num_threads={threads})
         m.run({str(image_path)!r}, "<CAPTION>", max_new_tokens=64)
         print(peak_rss_mb())

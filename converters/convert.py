@@ -21,6 +21,7 @@ from converters.graphs import Dims
 from converters.source import load_source
 from edge import manifest as mf
 from edge.files import publish
+from edge.memory import measure_bundle
 from edge.quiet import quiet
 
 DEFAULT_CACHES = (64, 256, 1024)
@@ -194,6 +195,9 @@ def _convert(src, partial: Path, quant, caches, beams, prompt_lens, verify_token
         bw.write_manifest(manifest, staging)
     with _stage("verify against PyTorch"):
         manifest["parity"] = verify.parity_report(source, staging, verify_tokens)
+        bw.write_manifest(manifest, staging)
+    with _stage("measure peak memory"):
+        manifest["measured"] = measure_bundle(staging)  # what `live` checks a board's memory against
         bw.write_manifest(manifest, staging)
     return manifest
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import numpy as np
 from edge import cpu
 from edge.decoding import process_scores
 from edge.errors import FlorenceEdgeError
+from edge.memory import peak_rss_mb, reset_peak_rss
 from edge.model import Florence2
 from edge.prompts import normalize_task, takes_input, takes_region
 from edge.runtime import add_runtime_argument, runtime_name
@@ -127,25 +127,6 @@ def bench(bundle, tasks=("<CAPTION>",), threads=None, reps: int = 5, warmup: int
             ))
         model.close()
     return rows
-
-
-def reset_peak_rss() -> None:
-    """Start VmHWM again from the current RSS (Linux); elsewhere the peak stays the process'."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-def peak_rss_mb() -> float:
-    """This process' peak resident memory: VmHWM where Linux has it (ru_maxrss survives exec)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def runtime_version() -> str:

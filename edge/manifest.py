@@ -63,6 +63,11 @@ class Manifest:
         return self.raw.get("trained_tasks")
 
     @property
+    def measured(self) -> dict | None:
+        """What `convert` measured of the bundle (`peak_rss_mb`, `machine`, `task`), if it did."""
+        return self.raw.get("measured")
+
+    @property
     def generation(self) -> dict:
         return self.raw["generation"]
 
@@ -152,6 +157,7 @@ _SCHEMA = {
     "files": _Map({"bytes": int, "sha256": str}),
     "quantization": {"name": str},
 }
+_MEASURED = {"peak_rss_mb": _NUMBER, "machine": str, "task": str}  # optional: older bundles lack it
 _DTYPES = {"float32", "float16", "int32", "int64", "int8", "uint8", "bool"}
 
 
@@ -206,6 +212,9 @@ def _contract_problem(raw: dict) -> str | None:
     trained = raw.get("trained_tasks")
     if trained is not None and (not isinstance(trained, list) or not set(trained) <= set(raw["tasks"])):
         return "trained_tasks must be a list of the bundle's tasks"
+    measured = raw.get("measured")
+    if measured is not None and _schema_problem(measured, _MEASURED, "measured"):
+        return _schema_problem(measured, _MEASURED, "measured")
     return None
 
 

@@ -22,8 +22,9 @@ EVENT_BACKLOG = 512  # events a viewer may fall behind by before the oldest are 
 class FrameHub:
     """The newest frame, and its JPEGs made on demand. `render(picture)` draws the overlay."""
 
-    def __init__(self, render):
+    def __init__(self, render, quality: int = JPEG_QUALITY):
         self._render = render
+        self.quality = quality
         self._changed = threading.Condition()
         self._encoding = threading.Lock()
         self._picture = None  # the newest frame's picture (array or None: no signal), and its number
@@ -46,7 +47,8 @@ class FrameHub:
             if sequence == 0:
                 return 0, None
             if made is None:
-                made = _encode(self._render(picture) if overlay or picture is None else Image.fromarray(picture))
+                made = _encode(self._render(picture) if overlay or picture is None else Image.fromarray(picture),
+                               self.quality)
                 with self._changed:
                     if self.sequence == sequence:
                         self._jpegs[overlay] = made
@@ -58,9 +60,9 @@ class FrameHub:
             return self._changed.wait_for(lambda: self.sequence != sequence, timeout)
 
 
-def _encode(image: Image.Image) -> bytes:
+def _encode(image: Image.Image, quality: int) -> bytes:
     out = io.BytesIO()
-    image.save(out, format="JPEG", quality=JPEG_QUALITY)
+    image.save(out, format="JPEG", quality=quality)
     return out.getvalue()
 
 

@@ -33,12 +33,17 @@ class Mailbox:
             self._item = item
             self._ready.notify_all()
 
-    def put_wait(self, item: Frame, stop: threading.Event) -> None:
+    def put_wait(self, item: Frame, stop: threading.Event, timeout: float | None = None) -> bool:
+        """Wait for the slot to empty, then fill it; False (nothing put) if `timeout` s passed first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._ready:
             while self._item is not None and not stop.is_set() and not self._closed:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
                 self._ready.wait(0.1)
             self._item = item
             self._ready.notify_all()
+            return True
 
     def take(self, timeout: float | None = None) -> Frame | None:
         """The newest frame, waiting for one; None once closed and empty (or after `timeout`)."""
@@ -78,6 +83,7 @@ class Capture(threading.Thread):
         self.captured = 0
         self.outages: list[float] = []  # seconds each lasted
         self.signal = True
+        self.heartbeat = time.monotonic()  # the last sign of progress, for the watchdog
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -95,6 +101,7 @@ class Capture(threading.Thread):
         while not self.stop_event.is_set():
             try:
                 frame = self.source.read()
+                self.heartbeat = time.monotonic()
             except SourceLost as exc:
                 frame = self._outage(str(exc))
                 pace.restart()
@@ -108,7 +115,8 @@ class Capture(threading.Thread):
             self.captured += 1
             self.on_frame(frame)
             if self.every_frame:
-                self.mailbox.put_wait(frame, self.stop_event)
+                while not self.mailbox.put_wait(frame, self.stop_event, timeout=1.0):
+                    self.heartbeat = time.monotonic()  # waiting for the model is progress too
             else:
                 self.mailbox.put(frame)
 
@@ -120,6 +128,7 @@ class Capture(threading.Thread):
         self.log(f"{reason}; retrying until it is back")
         attempt = 0
         while not self.stop_event.is_set():
+            self.heartbeat = time.monotonic()
             self.on_frame(None)
             if self.stop_event.wait(_BACKOFF[min(attempt, len(_BACKOFF) - 1)]):
                 return None

@@ -15,47 +15,26 @@ import sys
 from PIL import Image
 
 from edge.errors import FlorenceEdgeError
-from edge.live.change import DEFAULT_THRESHOLD
+from edge.live import config
 from edge.live.loop import Live, LiveEvent
+from edge.live.notify import Notifier, watchdog_seconds
 from edge.live.overlay import draw_into
 from edge.live.record import Recorder, check_target
+from edge.live.sources import CameraSettings, open_source
+from edge.live.watchdog import Watchdog
 from edge.live.web import WebView, check_binding, parse_address
+from edge.manifest import load_manifest
+from edge.memory import check_fits
 from edge.model import Florence2
-from edge.run import region_argument
-from edge.runtime import add_runtime_argument
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-m", "--model", required=True, help="bundle directory")
-    parser.add_argument("--source", required=True,
-                        help="scenes | picamera2 | /dev/videoN or N | video file | image, folder or glob | "
-                             "rtsp://... or http://... stream")
-    parser.add_argument("-t", "--task", action="append", required=True, help="task, as in `run` (repeatable)")
-    parser.add_argument("--text", help="text input for tasks that take one")
-    parser.add_argument("--region", type=region_argument, help="pixel box x1,y1,x2,y2 for REGION_TO_* tasks")
-    parser.add_argument("--json", action="store_true", help="one JSON line per finished frame and task")
-    parser.add_argument("--every-frame", action="store_true",
-                        help="process every frame in order (recordings); default: the newest frame wins")
-    parser.add_argument("--loop", action="store_true", help="restart a video file or image list at its end")
+    config.add_arguments(parser)
     parser.add_argument("--frames", type=int, help="stop after this many frames with results (reused ones count)")
     parser.add_argument("--record", metavar="OUT.mp4", help="write the annotated video")
     parser.add_argument("--force", action="store_true", help="let --record replace an existing file")
-    parser.add_argument("--change-threshold", type=float, default=DEFAULT_THRESHOLD,
-                        help="below this thumbnail difference (0-1) a frame reuses the last results; 0: never "
-                             f"(default {DEFAULT_THRESHOLD})")
-    parser.add_argument("--http", metavar="[HOST:]PORT",
-                        help="serve the web view (default host 127.0.0.1; another host needs --token)")
-    parser.add_argument("--token", help="token every web route wants (Authorization: Bearer, or ?token=)")
-    parser.add_argument("--token-file", help="read the token from this file (keeps it out of `ps`)")
-    parser.add_argument("--stale-after", type=float, default=5.0,
-                        help="seconds after which the overlay dims a result (default 5)")
-    parser.add_argument("--beams", type=int, default=1,
-                        help="beam width (default 1, greedy: boxes show after a few tokens; with beams, only once "
-                             "every beam agrees, and each step costs a decoder step per beam)")
-    parser.add_argument("--max-new-tokens", type=int, default=None)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads (default: the CPUs this process may use)")
-    add_runtime_argument(parser)
+    parser.add_argument("--token", help="token every web route wants (Authorization: Bearer, or ?token=); "
+                                        "--token-file keeps it out of `ps`")
 
 
 def event_json(event: LiveEvent) -> dict:
@@ -85,28 +64,47 @@ def event_payload(event: LiveEvent) -> dict:
             "text": event.partial.text, "image_size": list(event.image_size), **drawable}
 
 
-def _token(args) -> str | None:
-    if args.token_file:
+def _token(settings, args) -> str | None:
+    if settings.token_file:
         try:
-            return open(args.token_file).read().strip() or None
+            return open(settings.token_file).read().strip() or None
         except OSError as exc:
-            raise FlorenceEdgeError(f"cannot read --token-file {args.token_file}: {exc.strerror}") from None
+            raise FlorenceEdgeError(f"cannot read the token file {settings.token_file}: {exc.strerror}") from None
     return args.token
 
 
+def _required(settings) -> None:
+    for key, where in (("model", "-m/--model"), ("source", "--source"), ("tasks", "-t/--task")):
+        if settings.values[key] is None:
+            section = config.BY_KEY[key].section
+            raise FlorenceEdgeError(f"name the {key}: {where}, or {key} in [{section}] of a --config file")
+
+
 def main(args: argparse.Namespace) -> int:
+    settings = config.resolve(args)
+    if args.print_config:
+        print(config.to_toml(settings), end="")
+        return 0
+    _required(settings)
     recorder_target = check_target(args.record, args.force) if args.record else None
-    token = _token(args)
-    address = parse_address(args.http) if args.http else None
+    token = _token(settings, args)
+    address = parse_address(settings.http) if settings.http else None
     if address:
         check_binding(address[0], token)
-    model = Florence2(args.model, num_threads=args.threads, runtime=args.runtime)
-    live = Live(model, args.source, args.task, args.text, args.region, args.every_frame, args.loop,
-                args.change_threshold, args.frames, args.beams, args.max_new_tokens, stale_after=args.stale_after)
+    notifier = Notifier.from_environment()
+    notifier.send(STATUS=f"loading {settings.model}")
+    check_fits(load_manifest(settings.model), settings.memory_max_mb, f"allowed by memory_max_mb "
+               f"({settings.origins['memory_max_mb']})")
+    model = Florence2(settings.model, num_threads=settings.threads, runtime=settings.runtime)
+    camera = CameraSettings(settings.main_size, settings.lores_size, settings.fps)
+    live = Live(model, open_source(settings.source, _model_size(model), camera), settings.tasks,
+                settings.text, settings.region, settings.every_frame, settings.loop, settings.change_threshold,
+                args.frames, settings.beams, settings.max_new_tokens, stale_after=settings.stale_after)
     recorder = Recorder(recorder_target, live.source.fps or 10.0, args.force) if recorder_target else None
-    view = _serve(live, address, token) if address else None
+    view = _serve(live, address, token, settings.jpeg_quality) if address else None
     _attach_overlay(live, recorder, view)
     _stop_on_sigterm()
+    ready, watchdog = False, None
     try:
         for event in live:
             if view is not None:
@@ -114,10 +112,15 @@ def main(args: argparse.Namespace) -> int:
                 if event.kind == "result":
                     view.on_event("stats", view.stats())
             if event.kind == "result":
-                _print(event, args.json)
+                if not ready:
+                    ready, watchdog = True, _ready(notifier, live)
+                _print(event, settings.json, settings.print_results)
     except KeyboardInterrupt:
         pass  # Ctrl-C or SIGTERM: a normal way to end a live loop
     finally:
+        notifier.send(STOPPING=1, STATUS="stopping")
+        if watchdog is not None:
+            watchdog.stop()
         live.stop()
         if recorder is not None:
             recorder.close()
@@ -127,9 +130,24 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(live: Live, address: tuple[str, int], token: str | None) -> WebView:
+def _model_size(model: Florence2) -> tuple[int, int]:
+    return model.manifest.image["width"], model.manifest.image["height"]
+
+
+def _ready(notifier: Notifier, live: Live) -> Watchdog | None:
+    """The first result is out: tell systemd, and start the watchdog's pings if it wants them."""
+    notifier.send(READY=1, STATUS=f"running: {live.status_line()}")
+    period = watchdog_seconds()
+    if period is None or not notifier.active:
+        return None
+    watchdog = Watchdog(notifier, live, period)
+    watchdog.start()
+    return watchdog
+
+
+def _serve(live: Live, address: tuple[str, int], token: str | None, jpeg_quality: int) -> WebView:
     try:
-        view = WebView(live, *address, token=token)
+        view = WebView(live, *address, token=token, jpeg_quality=jpeg_quality)
     except OSError as exc:
         raise FlorenceEdgeError(f"cannot serve on {address[0]}:{address[1]}: {exc.strerror}") from None
     host, port = view.address
@@ -160,9 +178,11 @@ def _attach_overlay(live: Live, recorder: Recorder | None, view: WebView | None)
     live.on_frame = each
 
 
-def _print(event: LiveEvent, as_json: bool) -> None:
+def _print(event: LiveEvent, as_json: bool, as_text: bool) -> None:
     if as_json:
         print(json.dumps(event_json(event)), flush=True)
+        return
+    if not as_text:
         return
     reused = " (reused)" if event.reused else ""
     print(f"frame {event.frame} {event.task}{reused}: {json.dumps(event.partial.parsed)}", flush=True)

@@ -40,6 +40,7 @@ class LiveEvent:
     piece: str = ""  # on "partial" events: the text the newest token(s) added
 
 
+_IDLE_BEAT = 1.0  # s between heartbeats while no frame comes
 _RECENT = 500  # frames the figures are taken over: a loop that runs for months must not keep them all
 
 
@@ -93,6 +94,14 @@ class Live:
         self._started = None
         self._last: dict[str, tuple[Partial, Result]] = {}  # each task's latest answer, to reuse
         self._stages = _recent()  # the timings of recent results computed (not reused)
+        self._worker_beat = time.monotonic()
+
+    def _beat(self) -> None:
+        self._worker_beat = time.monotonic()
+
+    def heartbeats(self) -> dict[str, float]:
+        """When each thread of the loop last showed progress (monotonic s), for the watchdog."""
+        return {"capture thread": self.capture.heartbeat, "inference": self._worker_beat}
 
     def _checked_inputs(self, tasks, text, region) -> dict:
         """Each task's (text, region), every task and option checked against the bundle (one-line
@@ -124,9 +133,12 @@ class Live:
         try:
             done = 0
             while self.frames is None or done < self.frames:
-                frame = self.mailbox.take()
+                self._beat()
+                frame = self.mailbox.take(timeout=_IDLE_BEAT)
                 if frame is None:
-                    break
+                    if self.mailbox.closed:
+                        break
+                    continue  # no frame yet (an outage): still alive
                 yield from self._process(frame)
                 done += 1
             if self.capture.error is not None:
@@ -160,6 +172,7 @@ class Live:
         for task in tasks:
             parser = IncrementalParser(self.model, task, frame.size)
             for event in self.model.stream(encoded, task, *inputs[task], **self.options):
+                self._beat()
                 if event.result is None:
                     partial = parser.push(event.token_ids)
                     if partial is None:
@@ -180,7 +193,7 @@ class Live:
         if first_shape is not None:
             self.latency.first_shape.append((first_shape - frame.clock) * 1e3)
             self.latency.work_to_first_shape.append((first_shape - begun) * 1e3)
-        self.overlay.status = self._status_line()
+        self.overlay.status = self.status_line()
 
     def stats(self) -> dict:
         """Counts, rates and latencies so far (medians and 90th percentiles, ms)."""
@@ -201,16 +214,18 @@ class Live:
             "stages_ms": _stages(self._stages),
         }
 
-    def _status_line(self) -> str:
+    def status_line(self) -> str:
         stats = self.stats()
         latency = stats["final_ms"]["median"]
-        return (f"{stats['inferred_per_s']:.2f} inferred/s · latency {latency:.0f} ms · "
+        captured = stats["captured"] / stats["seconds"] if stats["seconds"] else 0.0
+        return (f"{captured:.1f} frames/s · {stats['inferred_per_s']:.2f} inferred/s · latency {latency:.0f} ms · "
                 f"reused {stats['reused']} · dropped {stats['dropped']}")
 
 
 def _stages(timings) -> dict:
     """Median ms of each stage over recent results: vision (once per frame, shown per result), text
     encoder, one decoder step."""
+    timings = list(timings)  # a copy: another thread (the web view, the watchdog) may be asking
     if not timings:
         return {"vision": 0.0, "encoder": 0.0, "step": 0.0}
     return {"vision": round(statistics.median(t.vision_ms for t in timings), 1),

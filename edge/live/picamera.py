@@ -5,7 +5,7 @@ on PyPI in a form that works; a virtual environment sees it only if made with
 `--system-site-packages`. It is imported when this source opens, never before.
 
 Of picamera2's API this uses: `Picamera2(camera_num)`, `create_video_configuration(main=,
-lores=, buffer_count=)`, `configure`, `start`, `stop`, `close`, `capture_request(wait=False)`
+lores=, buffer_count=, controls=)`, `configure`, `start`, `stop`, `close`, `capture_request(wait=False)`
 with `wait(job, timeout=)`, a request's `make_array(name)` and `release()`, the `pre_callback`
 attribute, and `MappedArray(request, name)` (its `.array`). The tests' stand-in implements
 exactly that subset.
@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from edge.errors import FlorenceEdgeError
-from edge.live.sources import Frame, Source, SourceLost
+from edge.live.sources import CameraSettings, Frame, Source, SourceLost
 
 MAIN_SIZE = (1280, 720)
 _TIMEOUT = 5.0  # s without a frame: the camera is lost (the ribbon came loose, the ISP stalled)
@@ -59,10 +59,15 @@ def yuv420_to_rgb(planes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 class PicameraSource(Source):
     live = True
 
-    def __init__(self, camera_num: int = 0, model_size: tuple[int, int] | None = None):
+    def __init__(self, camera_num: int = 0, model_size: tuple[int, int] | None = None,
+                 settings: CameraSettings | None = None):
+        settings = settings or CameraSettings()
         self.name = f"picamera2:{camera_num}"
         self.camera_num = camera_num
-        self.lores = lores_size(model_size)
+        self.main = tuple(settings.main or MAIN_SIZE)
+        self.lores = tuple(settings.lores or lores_size(model_size, self.main))
+        # a frame duration pins the sensor's rate (in microseconds, as libcamera counts it)
+        self.controls = {"FrameDurationLimits": (int(1e6 / settings.fps),) * 2} if settings.fps else {}
         self._camera = None
         self._number = 0
         self.first_open()
@@ -74,8 +79,9 @@ class PicameraSource(Source):
         except (IndexError, RuntimeError, OSError) as exc:  # no camera, or held by another process
             raise SourceLost(f"no camera {self.camera_num} for picamera2 ({exc or type(exc).__name__})") from None
         # RGB888 is B, G, R in memory; the lores stream is YUV420, the one format every Pi's ISP gives it.
-        config = camera.create_video_configuration(main={"size": MAIN_SIZE, "format": "RGB888"},
-                                                   lores={"size": self.lores, "format": "YUV420"}, buffer_count=4)
+        config = camera.create_video_configuration(main={"size": self.main, "format": "RGB888"},
+                                                   lores={"size": self.lores, "format": "YUV420"}, buffer_count=4,
+                                                   controls=self.controls)
         camera.configure(config)
         camera.pre_callback = self._pre_callback
         camera.start()

@@ -141,10 +141,12 @@ class ScenesSource(Source):
         return _stamp(np.clip(noisy, 0, 255).astype(np.uint8), number)
 
 
-def open_source(spec: str, size_hint: tuple[int, int] | None = None, **options) -> Source:
+def open_source(spec: str, size_hint: tuple[int, int] | None = None, camera: CameraSettings | None = None,
+                **options) -> Source:
     """A source for `spec` (see the module doc); `size_hint` (width, height): the picture size the
-    model works on, which picamera2 uses for its low-resolution stream. One-line `FlorenceEdgeError`
-    when it cannot be opened."""
+    model works on, which picamera2 uses for its low-resolution stream; `camera`: what a picamera2 or
+    V4L2 camera is asked for. One-line `FlorenceEdgeError` when it cannot be opened."""
+    camera = camera or CameraSettings()
     if not isinstance(spec, str) or not spec.strip():
         raise FlorenceEdgeError("--source is empty: name a camera, file, folder, stream, 'scenes' or 'picamera2'")
     if spec == "scenes" or spec.startswith("scenes:"):
@@ -153,12 +155,12 @@ def open_source(spec: str, size_hint: tuple[int, int] | None = None, **options) 
     if spec == "picamera2" or spec.startswith("picamera2:"):
         from edge.live.picamera import PicameraSource
 
-        return PicameraSource(int(spec.partition(":")[2] or 0), size_hint)
+        return PicameraSource(int(spec.partition(":")[2] or 0), size_hint, camera)
     path = Path(spec).expanduser()
     if spec.isdigit() or spec.startswith("/dev/video"):
         from edge.live.video import VideoSource
 
-        return VideoSource(f"/dev/video{spec}" if spec.isdigit() else spec, device=True)
+        return VideoSource(f"/dev/video{spec}" if spec.isdigit() else spec, device=True, camera=camera)
     if spec.lower().startswith(_STREAM_SCHEMES):
         from edge.live.video import VideoSource
 
@@ -174,6 +176,17 @@ def open_source(spec: str, size_hint: tuple[int, int] | None = None, **options) 
     from edge.live.video import VideoSource
 
     return VideoSource(str(path))
+
+
+@dataclass(frozen=True)
+class CameraSettings:
+    """What a camera is asked for (None: its default): `main` (width, height) of the picture shown
+    (picamera2's main stream, a V4L2 camera's only one), `lores` the picture picamera2 gives the
+    model, `fps` frames per second."""
+
+    main: tuple[int, int] | None = None
+    lores: tuple[int, int] | None = None
+    fps: float | None = None
 
 
 def _images(paths: list[Path], spec: str) -> ImageSource:

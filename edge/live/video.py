@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from edge.errors import FlorenceEdgeError
-from edge.live.sources import Frame, Source, SourceLost
+from edge.live.sources import CameraSettings, Frame, Source, SourceLost
 
 # (open, read) timeouts in seconds for devices and streams: a camera that stops answering is lost,
 # not waited on forever.
@@ -29,8 +29,9 @@ def _av():
 
 
 class VideoSource(Source):
-    def __init__(self, spec: str, device: bool = False, stream: bool = False):
+    def __init__(self, spec: str, device: bool = False, stream: bool = False, camera: CameraSettings | None = None):
         self.name = spec
+        self._camera = camera or CameraSettings()
         self.live = device or stream
         self._device, self._stream = device, stream
         self._container = None
@@ -41,7 +42,7 @@ class VideoSource(Source):
 
     def _open(self) -> None:
         av = _av()
-        options = dict(_STREAM_OPTIONS) if self._stream else {}
+        options = dict(_STREAM_OPTIONS) if self._stream else self._device_options()
         try:
             self._container = av.open(self.name, format="v4l2" if self._device else None, options=options,
                                       timeout=_TIMEOUTS if self.live else None)
@@ -56,6 +57,17 @@ class VideoSource(Source):
         rate = self._video.average_rate or self._video.guessed_rate
         self.fps = None if self.live or not rate else float(rate)
         self._frames = self._decode()
+
+    def _device_options(self) -> dict:
+        """What FFmpeg's v4l2 input asks the camera for (it takes the nearest size the camera has)."""
+        if not self._device:
+            return {}
+        options = {}
+        if self._camera.main:
+            options["video_size"] = "{}x{}".format(*self._camera.main)
+        if self._camera.fps:
+            options["framerate"] = f"{self._camera.fps:g}"
+        return options
 
     def _decode(self):
         """Decoded frames in order; a packet that does not decode is skipped and counted."""

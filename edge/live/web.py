@@ -24,7 +24,7 @@ from importlib import resources
 from urllib.parse import parse_qs, urlsplit
 
 from edge.errors import FlorenceEdgeError
-from edge.live.broadcast import EventHub, FrameHub
+from edge.live.broadcast import JPEG_QUALITY, EventHub, FrameHub
 
 TIMEOUT = 10.0  # s a client may take to send its request or to take the next piece of a stream
 MAX_STREAMS = 8  # MJPEG and event streams at once; more get 503
@@ -52,11 +52,12 @@ def parse_address(text: str) -> tuple[str, int]:
 class WebView:
     """Serves `live` (a `Live`) on (host, port); feed it with `on_frame` and `on_event`."""
 
-    def __init__(self, live, host: str = "127.0.0.1", port: int = 8080, token: str | None = None):
+    def __init__(self, live, host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
+                 jpeg_quality: int = JPEG_QUALITY):
         check_binding(host, token)
         self.live = live
         self.token = token
-        self.frames = FrameHub(live.overlay.render)
+        self.frames = FrameHub(live.overlay.render, jpeg_quality)
         self.events = EventHub()
         self.results: dict[str, dict] = {}
         self.streams = threading.BoundedSemaphore(MAX_STREAMS)

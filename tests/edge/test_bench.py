@@ -45,7 +45,7 @@ def test_peak_rss_starts_again_from_the_current_rss():
     import sys
 
     root = str(Path(__file__).resolve().parents[2])
-    code = ("import numpy as np; from edge.bench import peak_rss_mb, reset_peak_rss\n"
+    code = ("import numpy as np; from edge.memory import peak_rss_mb, reset_peak_rss\n"
             "block = np.ones(200 * 2**20 // 8); before = peak_rss_mb(); del block; reset_peak_rss()\n"
             "print(before, peak_rss_mb())")
     env = {**os.environ, "PYTHONPATH": root}

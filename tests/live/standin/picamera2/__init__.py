@@ -2,7 +2,7 @@
 
 It implements exactly the subset `edge.live.picamera` uses, with picamera2's behaviour:
 `Picamera2(camera_num)` (IndexError without that camera), `create_video_configuration(main=,
-lores=, buffer_count=)`, `configure`, `start`, `stop`, `close`, `capture_request(wait=False)`
+lores=, buffer_count=, controls=)`, `configure`, `start`, `stop`, `close`, `capture_request(wait=False)`
 returning a job for `wait(job, timeout=)` (TimeoutError when no frame comes), a request's
 `make_array(name)` and `release()`, `pre_callback` (called with each request before the
 application gets it) and `MappedArray(request, name)` with a writable `.array`. Formats as
@@ -70,8 +70,9 @@ class Picamera2:
         self._number = 0
         opened.append(self)
 
-    def create_video_configuration(self, main=None, lores=None, buffer_count=6) -> dict:
-        return {"main": dict(main or {}), "lores": dict(lores) if lores else None, "buffer_count": buffer_count}
+    def create_video_configuration(self, main=None, lores=None, buffer_count=6, controls=None) -> dict:
+        return {"main": dict(main or {}), "lores": dict(lores) if lores else None, "buffer_count": buffer_count,
+                "controls": dict(controls or {})}
 
     def configure(self, config: dict) -> None:
         assert config["main"]["format"] == "RGB888" and config["lores"]["format"] == "YUV420"

@@ -1,0 +1,127 @@
+"""Memory: a process' peak, what a bundle needs at its peak, and what this machine can give it.
+
+A bundle's need is measured, not guessed: `convert` runs it once in a fresh process (first load,
+so the weights are packed then, as on a device's first start) and writes the peak into the
+manifest. `live` compares it with the memory it may use before loading anything, so a board too
+small for a model gets one line saying so instead of the kernel's OOM killer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from edge.errors import FlorenceEdgeError
+
+MEASURED_TASK = "<CAPTION>"
+
+
+def reset_peak_rss() -> None:
+    """Start VmHWM again from the current RSS (Linux); elsewhere the peak stays the process'."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def peak_rss_mb() -> float:
+    """This process' peak resident memory: VmHWM where Linux has it (ru_maxrss survives exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure_bundle(bundle) -> dict:
+    """The peak RSS of a fresh process that loads `bundle` (packing its weights into an empty cache)
+    and answers MEASURED_TASK once: the manifest's `measured` entry."""
+    with tempfile.TemporaryDirectory(prefix="florence-edge-measure-") as cache:
+        env = {**os.environ, "FLORENCE_EDGE_CACHE": cache}
+        done = subprocess.run([sys.executable, "-m", "edge.memory", str(bundle)], capture_output=True, text=True,
+                              env=env, timeout=1800)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise FlorenceEdgeError(f"measuring the memory of {bundle} failed: {last}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _measure_here(bundle: str) -> dict:
+    from edge.model import Florence2
+    from edge.scenes import make_scene
+
+    model = Florence2(bundle)
+    model.run(make_scene(1_000_000).image, MEASURED_TASK)
+    return {"peak_rss_mb": round(peak_rss_mb(), 1), "task": MEASURED_TASK, "machine": platform.machine(),
+            "runtime": model.runtime}
+
+
+def available_mb() -> tuple[float, str] | None:
+    """The memory this process could still take, MB, and what limits it: the smaller of the
+    system's MemAvailable and room left under its cgroup's memory.max (a service's MemoryMax)."""
+    candidates = []
+    meminfo = _meminfo()
+    if "MemAvailable" in meminfo:
+        candidates.append((meminfo["MemAvailable"] / 1024, "available on this machine (MemAvailable)"))
+    cgroup = _cgroup_room()
+    if cgroup is not None:
+        candidates.append((cgroup, "left under this service's memory.max"))
+    return min(candidates) if candidates else None
+
+
+def total_mb() -> float | None:
+    total = _meminfo().get("MemTotal")
+    return total / 1024 if total else None
+
+
+def _meminfo() -> dict[str, int]:
+    """/proc/meminfo in kB."""
+    try:
+        lines = Path("/proc/meminfo").read_text().splitlines()
+    except OSError:
+        return {}
+    return {name: int(rest.split()[0]) for name, _, rest in (line.partition(":") for line in lines) if rest.strip()}
+
+
+def _cgroup_room() -> float | None:
+    """MB between this process' cgroup v2 memory.current and memory.max; None when unlimited."""
+    try:
+        entry = Path("/proc/self/cgroup").read_text().splitlines()
+        path = next(line.split(":", 2)[2] for line in entry if line.startswith("0::"))
+        folder = Path("/sys/fs/cgroup") / path.lstrip("/")
+        limit = (folder / "memory.max").read_text().strip()
+        current = int((folder / "memory.current").read_text())
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    return None if limit == "max" else (int(limit) - current) / 2**20
+
+
+def check_fits(manifest, limit_mb: float | None = None, limit_origin: str = "") -> None:
+    """Refuse (one line) a bundle whose measured peak exceeds `limit_mb` (a configured memory limit)
+    or the memory this machine has left. A bundle converted before the measurement existed passes."""
+    measured = manifest.measured
+    if measured is None:
+        return
+    need = measured["peak_rss_mb"]
+    limits = [(limit_mb, limit_origin)] if limit_mb is not None else []
+    here = available_mb()
+    if here is not None:
+        limits.append(here)
+    for limit, origin in limits:
+        if need > limit:
+            raise FlorenceEdgeError(
+                f"{manifest.root} needs about {need:.0f} MB at its peak (measured by convert on "
+                f"{measured['machine']}), but only {limit:.0f} MB is {origin}: choose a smaller bundle or a "
+                "board with more memory")
+
+
+if __name__ == "__main__":  # the fresh process of `measure_bundle`
+    print(json.dumps(_measure_here(sys.argv[1])))
