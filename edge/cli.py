@@ -24,6 +24,8 @@ COMMANDS = {
     "bench": ("edge.bench", "measure on-device latency of a bundle"),
     "eval": ("edge.eval", "measure a bundle of the demo model on held-out synthetic scenes"),
     "live": ("edge.live.command", "run tasks on a camera, stream or video, results drawn as they decode"),
+    "service": ("edge.live.service", "install florence-edge live as a systemd service for a board"),
+    "doctor": ("edge.live.doctor", "what this machine is and has, what fits on it, and which profile to use"),
 }
 # Packages only the `convert` extra installs.
 _CONVERT_EXTRA = {"torch", "transformers", "litert_torch", "ai_edge_quantizer", "safetensors"}

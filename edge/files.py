@@ -6,9 +6,12 @@ import os
 from pathlib import Path
 
 
-def publish(partial: str | Path, target: str | Path) -> None:
-    """Give `partial` the permissions a new file gets here (mkstemp makes it 0600) and rename it to `target`."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(partial, 0o666 & ~umask)
+def publish(partial: str | Path, target: str | Path, mode: int | None = None) -> None:
+    """Give `partial` `mode`, by default the permissions a new file gets here (mkstemp makes it 0600),
+    and rename it to `target`."""
+    if mode is None:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    os.chmod(partial, mode)
     os.replace(partial, target)

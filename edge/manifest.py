@@ -64,7 +64,8 @@ class Manifest:
 
     @property
     def measured(self) -> dict | None:
-        """What `convert` measured of the bundle (`peak_rss_mb`, `machine`, `task`), if it did."""
+        """What `convert` measured of the bundle, if it did: `peak_rss_mb` of a run with the weight
+        cache written, `first_start_peak_rss_mb` of the first (packing) one, `machine`, `task`."""
         return self.raw.get("measured")
 
     @property
@@ -157,7 +158,8 @@ _SCHEMA = {
     "files": _Map({"bytes": int, "sha256": str}),
     "quantization": {"name": str},
 }
-_MEASURED = {"peak_rss_mb": _NUMBER, "machine": str, "task": str}  # optional: older bundles lack it
+# optional: bundles converted before it was measured lack it
+_MEASURED = {"peak_rss_mb": _NUMBER, "first_start_peak_rss_mb": _NUMBER, "machine": str, "task": str}
 _DTYPES = {"float32", "float16", "int32", "int64", "int8", "uint8", "bool"}
 
 

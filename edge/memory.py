@@ -1,7 +1,7 @@
 """Memory: a process' peak, what a bundle needs at its peak, and what this machine can give it.
 
-A bundle's need is measured, not guessed: `convert` runs it once in a fresh process (first load,
-so the weights are packed then, as on a device's first start) and writes the peak into the
+A bundle's need is measured, not guessed: `convert` runs it in a fresh process, once with an empty
+weight cache (a device's first start) and once more with it, and writes both peaks into the
 manifest. `live` compares it with the memory it may use before loading anything, so a board too
 small for a model gets one line saying so instead of the kernel's OOM killer.
 """
@@ -42,12 +42,19 @@ def peak_rss_mb() -> float:
 
 
 def measure_bundle(bundle) -> dict:
-    """The peak RSS of a fresh process that loads `bundle` (packing its weights into an empty cache)
-    and answers MEASURED_TASK once: the manifest's `measured` entry."""
+    """Peak RSS of a fresh process that loads `bundle` and answers MEASURED_TASK once: first with an
+    empty weight cache (a device's first start packs the weights, and needs more), then again with
+    the cache written (every later start). The manifest's `measured` entry."""
     with tempfile.TemporaryDirectory(prefix="florence-edge-measure-") as cache:
-        env = {**os.environ, "FLORENCE_EDGE_CACHE": cache}
-        done = subprocess.run([sys.executable, "-m", "edge.memory", str(bundle)], capture_output=True, text=True,
-                              env=env, timeout=1800)
+        first = _measure_in_fresh_process(bundle, cache)
+        later = _measure_in_fresh_process(bundle, cache)
+    return {**later, "first_start_peak_rss_mb": first["peak_rss_mb"]}
+
+
+def _measure_in_fresh_process(bundle, cache: str) -> dict:
+    env = {**os.environ, "FLORENCE_EDGE_CACHE": cache}
+    done = subprocess.run([sys.executable, "-m", "edge.memory", str(bundle)], capture_output=True, text=True,
+                          env=env, timeout=1800)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise FlorenceEdgeError(f"measuring the memory of {bundle} failed: {last}")
@@ -104,15 +111,16 @@ def _cgroup_room() -> float | None:
     return None if limit == "max" else (int(limit) - current) / 2**20
 
 
-def check_fits(manifest, limit_mb: float | None = None, limit_origin: str = "") -> None:
+def check_fits(manifest, limit_mb: float | None = None, limit_origin: str = "", machine: bool = True) -> None:
     """Refuse (one line) a bundle whose measured peak exceeds `limit_mb` (a configured memory limit)
-    or the memory this machine has left. A bundle converted before the measurement existed passes."""
+    or, with `machine`, the memory this machine has left. A bundle converted before the measurement
+    existed passes."""
     measured = manifest.measured
     if measured is None:
         return
     need = measured["peak_rss_mb"]
     limits = [(limit_mb, limit_origin)] if limit_mb is not None else []
-    here = available_mb()
+    here = available_mb() if machine else None
     if here is not None:
         limits.append(here)
     for limit, origin in limits:

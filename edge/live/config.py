@@ -94,11 +94,11 @@ def _size() -> Kind:
     return Kind(expects, check, parse)
 
 
-def _tasks() -> Kind:
+def _texts(expects: str) -> Kind:
     def check(value):
         ok = isinstance(value, list) and value and all(isinstance(t, str) and t.strip() for t in value)
-        return list(value) if ok else _fails("a list of task names, as [\"OD\", \"CAPTION\"]")
-    return Kind("a list of task names", check, check)
+        return list(value) if ok else _fails(expects)
+    return Kind(expects, check, check)
 
 
 def _region() -> Kind:
@@ -133,6 +133,8 @@ SETTINGS = (
     Setting("board", "name", _text_kind(), help="the board a profile is for", flag=False),
     Setting("board", "ram_mb", _whole(64), help="the board's memory, MB (the smallest variant sold)", flag=False),
     Setting("board", "cpu", _text_kind(), help="its cores", flag=False),
+    Setting("board", "models", _texts("a list of model names, as the device tree gives them"),
+            help="what /proc/device-tree/model starts with on this board (for `doctor`)", flag=False),
     Setting("model", "model", _text_kind(), help="bundle directory"),
     Setting("model", "threads", _whole(1, 64), help="CPU threads (default: the CPUs this process may use)"),
     Setting("model", "runtime", _choice("auto", *RUNTIMES), help="LiteRT path (default: auto)"),
@@ -147,7 +149,7 @@ SETTINGS = (
     Setting("camera", "every_frame", _flag(), False,
             "process every frame in order (recordings); default: the newest frame wins"),
     Setting("camera", "loop", _flag(), False, "restart a video file or image list at its end"),
-    Setting("tasks", "tasks", _tasks(), help="tasks, as in `run`"),
+    Setting("tasks", "tasks", _texts('a list of task names, as ["OD", "CAPTION"]'), help="tasks, as in `run`"),
     Setting("tasks", "text", _text_kind(), help="text input for tasks that take one"),
     Setting("tasks", "region", _region(), help="pixel box x1,y1,x2,y2 for REGION_TO_* tasks"),
     Setting("tasks", "change_threshold", _number(0, 1), DEFAULT_THRESHOLD,
