@@ -2,7 +2,7 @@
 PYTHON ?= python3
 BUILD ?= build
 
-.PHONY: install demo train-demo test test-arm arm-sysroot chromium
+.PHONY: install demo train-demo test test-arm arm-sysroot chromium systemd
 
 install:
 	$(PYTHON) -m pip install -q -e '.[convert,camera,test]'
@@ -23,9 +23,10 @@ demo: install
 train-demo: install
 	$(PYTHON) -m converters.train_demo -o $(DEMO_MODEL)
 
-# Everything, the emulated ARM cores and the web page in a headless browser included (the sysroot is
-# built once, about 40 s, 430 MB; Debian's chromium is installed where missing, as root).
-test: install arm-sysroot chromium
+# Everything, the emulated ARM cores, the web page in a headless browser and systemd's verdict on the
+# units included (the sysroot is built once, about 40 s, 430 MB; Debian's chromium and systemd are
+# installed where missing, as root).
+test: install arm-sysroot chromium systemd
 	$(PYTHON) -m ruff check .
 	FLORENCE_EDGE_ARM_SYSROOT=$(ARM_SYSROOT) $(PYTHON) -m pytest -q
 
@@ -40,3 +41,7 @@ arm-sysroot:
 # The browser the web view's page is tested in (driven by playwright, which uses it as it is).
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+# systemd-analyze, which verifies the units and rates their exposure (nothing is started).
+systemd:
+	@command -v systemd-analyze >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq systemd >/dev/null; }

@@ -65,7 +65,8 @@ class Manifest:
     @property
     def measured(self) -> dict | None:
         """What `convert` measured of the bundle, if it did: `peak_rss_mb` of a run with the weight
-        cache written, `first_start_peak_rss_mb` of the first (packing) one, `machine`, `task`."""
+        cache written, `first_start_peak_rss_mb` of the first (packing) one, `machine`, and what ran:
+        `task`, greedy, `tokens` (the largest cache)."""
         return self.raw.get("measured")
 
     @property
@@ -159,7 +160,8 @@ _SCHEMA = {
     "quantization": {"name": str},
 }
 # optional: bundles converted before it was measured lack it
-_MEASURED = {"peak_rss_mb": _NUMBER, "first_start_peak_rss_mb": _NUMBER, "machine": str, "task": str}
+_MEASURED = {"peak_rss_mb": _NUMBER, "first_start_peak_rss_mb": _NUMBER, "machine": str, "task": str,
+             "tokens": int}
 _DTYPES = {"float32", "float16", "int32", "int64", "int8", "uint8", "bool"}
 
 

@@ -67,6 +67,14 @@ def bundle_copy(fp32_bundle, tmp_path):
     return path
 
 
+@pytest.fixture
+def demo_copy(demo_int8_bundle, tmp_path):
+    """A copy of the demo int8 bundle a test may damage."""
+    path = tmp_path / "demo-bundle"
+    shutil.copytree(demo_int8_bundle[0], path)
+    return path
+
+
 def _convert_demo(tmp_path_factory, quant):
     from converters.convert import convert
 

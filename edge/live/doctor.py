@@ -24,6 +24,9 @@ _FEATURES = {
     "x86_64": {"AVX2": ("avx2",), "AVX-512": ("avx512f",), "AVX-512 VNNI": ("avx512_vnni",),
                "AVX-VNNI": ("avx_vnni",), "AMX int8": ("amx_int8",)},
 }
+# Of a board's memory, Linux sees at least this share (MemTotal): firmware and CMA take the rest
+# (a 1 GB Pi shows about 906 MB).
+_SEEN = 0.8
 _MODEL_FILES = ("/sys/firmware/devicetree/base/model", "/proc/device-tree/model")
 
 
@@ -74,9 +77,9 @@ def suggest_profile(model: str, ram_mb: float | None) -> tuple[str | None, str]:
         if cpu.machine() == "aarch64":
             return "generic-aarch64", "an aarch64 board without a profile of its own"
         return None, f"no board profile for {cpu.machine()}: the defaults suit a workstation"
-    if ram_mb is None or ram_mb >= 0.9 * profiles[match]["ram_mb"]:
+    if ram_mb is None or ram_mb >= _SEEN * profiles[match]["ram_mb"]:
         return match, f"this is a {profiles[match]['name']}"
-    smaller = [n for n, p in profiles.items() if p.get("models") and p["ram_mb"] <= ram_mb / 0.9]
+    smaller = [n for n, p in profiles.items() if p.get("models") and p["ram_mb"] <= ram_mb / _SEEN]
     if not smaller:
         return match, f"this is a {profiles[match]['name']}, with less memory than any profile expects"
     best = max(smaller, key=lambda n: profiles[n]["ram_mb"])

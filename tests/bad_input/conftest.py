@@ -1,4 +1,4 @@
-"""Fixtures of the bad-input suite: a user's folder checked unchanged, a bundle copy to damage."""
+"""Fixtures of the bad-input suite: a user's folder checked unchanged."""
 
 from __future__ import annotations
 
@@ -19,11 +19,3 @@ def user_files(tmp_path):
     yield folder
     after = snapshot(folder)
     assert {path: after.get(path) for path in before} == before, "a user's file was changed or removed"
-
-
-@pytest.fixture
-def demo_copy(demo_int8_bundle, tmp_path):
-    """A copy of the demo int8 bundle a test may damage."""
-    path = tmp_path / "bundle"
-    shutil.copytree(demo_int8_bundle[0], path)
-    return path

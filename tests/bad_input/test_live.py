@@ -13,7 +13,7 @@ from expect import cli, ends_cleanly
     (["--source", "scenes", "-t", "NOPE"], "unknown task 'NOPE'"),
     (["--source", "scenes", "-t", "CAPTION_TO_PHRASE_GROUNDING"], "needs text input"),
     (["--source", "scenes", "-t", "OD", "--frames", "0"], "frames must be a whole number of at least 1"),
-    (["--source", "scenes", "-t", "OD", "--change-threshold", "3"], "between 0 and 1"),
+    (["--source", "scenes", "-t", "OD", "--change-threshold", "3"], "expects a number from 0 to 1"),
     (["--source", "scenes", "-t", "OD", "--record", "out.txt"], "--record out.txt: name a video file"),
     (["--source", "scenes", "-t", "OD", "--record", "notes.mp4"], "already exists; pass --force"),
 ])

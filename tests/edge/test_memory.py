@@ -1,0 +1,75 @@
+"""Memory: the process peak, a bundle's measured need, and the one-line refusal of one too big."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge import memory
+from edge.errors import FlorenceEdgeError
+from edge.manifest import load_manifest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux only")
+def test_peak_rss_starts_again_from_the_current_rss():
+    # In a fresh process: in this one, earlier tests leave the allocator holding freed memory,
+    # which a new block may reuse without raising the peak.
+    code = ("import numpy as np; from edge.memory import peak_rss_mb, reset_peak_rss\n"
+            "block = np.ones(200 * 2**20 // 8); before = peak_rss_mb(); del block; reset_peak_rss()\n"
+            "print(before, peak_rss_mb())")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    before, after = map(float, subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                              check=True, env=env).stdout.split())
+    assert after < before - 150
+
+
+def test_convert_measures_the_bundle_it_writes(demo_int8_bundle):
+    measured = load_manifest(demo_int8_bundle[0]).measured
+    assert measured["task"] == memory.MEASURED_TASK and measured["machine"]
+    assert 50 < measured["peak_rss_mb"] < 2000 and measured["first_start_peak_rss_mb"] > 50
+    assert measured["tokens"] == load_manifest(demo_int8_bundle[0]).decoder_buckets()[-1][1]
+
+
+def test_a_measurement_is_a_fresh_process_peak(demo_int8_bundle):
+    again = memory.measure_bundle(demo_int8_bundle[0])
+    recorded = load_manifest(demo_int8_bundle[0]).measured
+    # the same work measured twice: within allocator noise of each other
+    assert abs(again["peak_rss_mb"] - recorded["peak_rss_mb"]) < 0.25 * recorded["peak_rss_mb"]
+
+
+def test_a_bundle_over_the_limit_is_refused_with_its_figure(demo_copy):
+    manifest = load_manifest(demo_copy)
+    need = manifest.measured["peak_rss_mb"]
+    memory.check_fits(manifest, need + 1, "allowed", machine=False)
+    with pytest.raises(FlorenceEdgeError, match=rf"needs about {need:.0f} MB at its peak .* only 10 MB is allowed"):
+        memory.check_fits(manifest, 10, "allowed", machine=False)
+
+
+def test_more_than_this_machine_has_is_refused(demo_copy):
+    raw = json.loads((demo_copy / "manifest.json").read_text())
+    raw["measured"]["peak_rss_mb"] = memory.available_mb()[0] * 4
+    (demo_copy / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(FlorenceEdgeError, match="available on this machine|left under this service"):
+        memory.check_fits(load_manifest(demo_copy))
+
+
+def test_a_bundle_measured_before_measurement_existed_passes(demo_copy):
+    raw = json.loads((demo_copy / "manifest.json").read_text())
+    del raw["measured"]
+    (demo_copy / "manifest.json").write_text(json.dumps(raw))
+    memory.check_fits(load_manifest(demo_copy), 1)
+
+
+def test_a_malformed_measurement_is_a_corrupt_manifest(demo_copy):
+    raw = json.loads((demo_copy / "manifest.json").read_text())
+    raw["measured"]["peak_rss_mb"] = "a lot"
+    (demo_copy / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(FlorenceEdgeError, match="measured.peak_rss_mb must be"):
+        load_manifest(demo_copy)
