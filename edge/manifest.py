@@ -64,9 +64,9 @@ class Manifest:
 
     @property
     def measured(self) -> dict | None:
-        """What `convert` measured of the bundle, if it did: `peak_rss_mb` of a run with the weight
-        cache written, `first_start_peak_rss_mb` of the first (packing) one, `machine`, and what ran:
-        `task`, greedy, `tokens` (the largest cache)."""
+        """What `convert` measured of the bundle, if it did: by runtime path, `peak_rss_mb` of a run
+        with the weight cache written and `first_start_peak_rss_mb` of the first (packing) one;
+        `machine`, and what ran: `task`, greedy, `tokens` (the largest cache)."""
         return self.raw.get("measured")
 
     @property
@@ -160,8 +160,8 @@ _SCHEMA = {
     "quantization": {"name": str},
 }
 # optional: bundles converted before it was measured lack it
-_MEASURED = {"peak_rss_mb": _NUMBER, "first_start_peak_rss_mb": _NUMBER, "machine": str, "task": str,
-             "tokens": int}
+_MEASURED = {"peak_rss_mb": _Map(_NUMBER), "first_start_peak_rss_mb": _Map(_NUMBER), "machine": str,
+             "task": str, "tokens": int}
 _DTYPES = {"float32", "float16", "int32", "int64", "int8", "uint8", "bool"}
 
 
@@ -219,6 +219,8 @@ def _contract_problem(raw: dict) -> str | None:
     measured = raw.get("measured")
     if measured is not None and _schema_problem(measured, _MEASURED, "measured"):
         return _schema_problem(measured, _MEASURED, "measured")
+    if measured is not None and not measured["peak_rss_mb"]:
+        return "measured.peak_rss_mb names no runtime path"
     return None
 
 

@@ -42,17 +42,26 @@ def peak_rss_mb() -> float:
 
 
 def measure_bundle(bundle) -> dict:
-    """Peak RSS of a fresh process that loads `bundle` and answers MEASURED_TASK once: first with an
-    empty weight cache (a device's first start packs the weights, and needs more), then again with
-    the cache written (every later start). The manifest's `measured` entry."""
-    with tempfile.TemporaryDirectory(prefix="florence-edge-measure-") as cache:
-        first = _measure_in_fresh_process(bundle, cache)
-        later = _measure_in_fresh_process(bundle, cache)
-    return {**later, "first_start_peak_rss_mb": first["peak_rss_mb"]}
+    """Peak RSS of a fresh process that loads `bundle` and answers MEASURED_TASK, on each runtime path
+    this machine can take (the boards differ: a Pi 3/4 takes the interpreter, which keeps its own
+    copy of the weights): first with an empty weight cache (a device's first start packs the
+    weights, and needs more), then with the cache written (every later start). The manifest's
+    `measured` entry; figures by path."""
+    from edge.runtime import RUNTIMES, compiled_runtime_blockers
+
+    paths = [p for p in RUNTIMES if p != "compiled" or not compiled_runtime_blockers()[0]]
+    peak, first_start = {}, {}
+    for path in paths:
+        with tempfile.TemporaryDirectory(prefix="florence-edge-measure-") as cache:
+            first = _measure_in_fresh_process(bundle, cache, path)
+            later = _measure_in_fresh_process(bundle, cache, path)
+        peak[path], first_start[path] = later["peak_rss_mb"], first["peak_rss_mb"]
+    return {"task": later["task"], "tokens": later["tokens"], "machine": later["machine"],
+            "peak_rss_mb": peak, "first_start_peak_rss_mb": first_start}
 
 
-def _measure_in_fresh_process(bundle, cache: str) -> dict:
-    env = {**os.environ, "FLORENCE_EDGE_CACHE": cache}
+def _measure_in_fresh_process(bundle, cache: str, path: str) -> dict:
+    env = {**os.environ, "FLORENCE_EDGE_CACHE": cache, "FLORENCE_EDGE_RUNTIME": path}
     done = subprocess.run([sys.executable, "-m", "edge.memory", str(bundle)], capture_output=True, text=True,
                           env=env, timeout=1800)
     if done.returncode != 0:
@@ -71,8 +80,8 @@ def _measure_here(bundle: str) -> dict:
     model = Florence2(bundle)
     tokens = model.manifest.decoder_buckets()[-1][1]
     decode_fixed(model, model.encode(make_scene(1_000_000).image), MEASURED_TASK, tokens)
-    return {"peak_rss_mb": round(peak_rss_mb(), 1), "task": MEASURED_TASK, "tokens": tokens, "beams": 1,
-            "machine": platform.machine(), "runtime": model.runtime}
+    return {"peak_rss_mb": round(peak_rss_mb(), 1), "task": MEASURED_TASK, "tokens": tokens,
+            "machine": platform.machine()}
 
 
 def available_mb() -> tuple[float, str] | None:
@@ -115,24 +124,35 @@ def _cgroup_room() -> float | None:
     return None if limit == "max" else (int(limit) - current) / 2**20
 
 
-def check_fits(manifest, limit_mb: float | None = None, limit_origin: str = "", machine: bool = True) -> None:
-    """Refuse (one line) a bundle whose measured peak exceeds `limit_mb` (a configured memory limit)
-    or, with `machine`, the memory this machine has left. A bundle converted before the measurement
-    existed passes."""
+def bundle_need(manifest, path: str | None = None) -> float | None:
+    """MB the bundle needs at its peak on runtime `path` (the largest figure if that path was not
+    measured); None if it was never measured."""
     measured = manifest.measured
     if measured is None:
+        return None
+    peaks = measured["peak_rss_mb"]
+    return peaks.get(path, max(peaks.values()))
+
+
+def check_fits(manifest, path: str | None = None, limit_mb: float | None = None, limit_origin: str = "",
+               machine: bool = True) -> None:
+    """Refuse (one line) a bundle whose measured peak on runtime `path` exceeds `limit_mb` (a
+    configured limit) or, with `machine`, the memory this machine has left. A bundle converted
+    before the measurement existed passes."""
+    need = bundle_need(manifest, path)
+    if need is None:
         return
-    need = measured["peak_rss_mb"]
     limits = [(limit_mb, limit_origin)] if limit_mb is not None else []
     here = available_mb() if machine else None
     if here is not None:
         limits.append(here)
     for limit, origin in limits:
         if need > limit:
+            on = f" on the {path} path" if path else ""
             raise FlorenceEdgeError(
-                f"{manifest.root} needs about {need:.0f} MB at its peak (measured by convert on "
-                f"{measured['machine']}), but only {limit:.0f} MB is {origin}: choose a smaller bundle or a "
-                "board with more memory")
+                f"{manifest.root} needs about {need:.0f} MB at its peak{on} (measured by convert on "
+                f"{manifest.measured['machine']}), but only {limit:.0f} MB is {origin}: choose a smaller bundle "
+                "or a board with more memory")
 
 
 if __name__ == "__main__":  # the fresh process of `measure_bundle`

@@ -26,6 +26,7 @@ from edge.live.web import WebView, check_binding, parse_address
 from edge.manifest import load_manifest
 from edge.memory import check_fits
 from edge.model import Florence2
+from edge.runtime import select_runtime
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -93,8 +94,8 @@ def main(args: argparse.Namespace) -> int:
         check_binding(address[0], token)
     notifier = Notifier.from_environment()
     notifier.send(STATUS=f"loading {settings.model}")
-    check_fits(load_manifest(settings.model), settings.memory_max_mb, f"allowed by memory_max_mb "
-               f"({settings.origins['memory_max_mb']})")
+    check_fits(load_manifest(settings.model), select_runtime(settings.runtime), settings.memory_max_mb,
+               f"allowed by memory_max_mb ({settings.origins['memory_max_mb']})")
     model = Florence2(settings.model, num_threads=settings.threads, runtime=settings.runtime)
     camera = CameraSettings(settings.main_size, settings.lores_size, settings.fps)
     live = Live(model, open_source(settings.source, _model_size(model), camera), settings.tasks,

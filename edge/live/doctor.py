@@ -87,15 +87,18 @@ def suggest_profile(model: str, ram_mb: float | None) -> tuple[str | None, str]:
 
 
 def bundle_fit(bundle: str) -> dict:
+    """Does `bundle` fit in the memory this machine has left, on the runtime path it would take?"""
     manifest = load_manifest(bundle)
-    measured = manifest.measured
-    if measured is None:
-        return {"bundle": bundle, "fits": None, "why": "not measured (converted before convert measured memory)"}
+    path = runtime.select_runtime()
+    need = memory.bundle_need(manifest, path)
+    fit = {"bundle": bundle, "path": path, "need_mb": need}
+    if need is None:
+        return {**fit, "fits": None, "why": "not measured (converted before convert measured memory)"}
     try:
-        memory.check_fits(manifest)
+        memory.check_fits(manifest, path)
     except FlorenceEdgeError as exc:
-        return {"bundle": bundle, "fits": False, "why": str(exc), **measured}
-    return {"bundle": bundle, "fits": True, "why": f"needs about {measured['peak_rss_mb']:.0f} MB", **measured}
+        return {**fit, "fits": False, "why": str(exc)}
+    return {**fit, "fits": True, "why": f"needs about {need:.0f} MB at its peak on the {path} path"}
 
 
 def diagnose(bundle: str | None = None) -> dict:

@@ -24,6 +24,7 @@ from edge.files import publish
 from edge.live import config
 from edge.manifest import load_manifest
 from edge.memory import check_fits
+from edge.runtime import select_runtime
 from firmware_configs import SYSTEMD
 
 UNIT = "florence-edge.service"
@@ -96,7 +97,8 @@ def plan(args: argparse.Namespace) -> list[Planned]:
     _check_visible(executable, "the florence-edge program")
     _check_visible(Path(settings.model), "the bundle")
     manifest = load_manifest(settings.model)
-    check_fits(manifest, settings.memory_max_mb, "allowed by the profile's memory_max_mb", machine=False)
+    check_fits(manifest, select_runtime(settings.runtime), settings.memory_max_mb,
+               "allowed by the profile's memory_max_mb", machine=False)
     folder = Path("/etc/florence-edge")
     config_path = folder / (f"{args.instance}.toml" if args.instance else "config.toml")
     files = [Planned(config_path, _marked(config.to_toml(settings, origins=False)))]

@@ -33,7 +33,8 @@ def test_peak_rss_starts_again_from_the_current_rss():
 def test_convert_measures_the_bundle_it_writes(demo_int8_bundle):
     measured = load_manifest(demo_int8_bundle[0]).measured
     assert measured["task"] == memory.MEASURED_TASK and measured["machine"]
-    assert 50 < measured["peak_rss_mb"] < 2000 and measured["first_start_peak_rss_mb"] > 50
+    assert set(measured["peak_rss_mb"]) == set(measured["first_start_peak_rss_mb"]) == {"compiled", "interpreter"}
+    assert all(50 < mb < 2000 for mb in measured["peak_rss_mb"].values())
     assert measured["tokens"] == load_manifest(demo_int8_bundle[0]).decoder_buckets()[-1][1]
 
 
@@ -41,20 +42,30 @@ def test_a_measurement_is_a_fresh_process_peak(demo_int8_bundle):
     again = memory.measure_bundle(demo_int8_bundle[0])
     recorded = load_manifest(demo_int8_bundle[0]).measured
     # the same work measured twice: within allocator noise of each other
-    assert abs(again["peak_rss_mb"] - recorded["peak_rss_mb"]) < 0.25 * recorded["peak_rss_mb"]
+    for path, mb in recorded["peak_rss_mb"].items():
+        assert abs(again["peak_rss_mb"][path] - mb) < 0.25 * mb
 
 
 def test_a_bundle_over_the_limit_is_refused_with_its_figure(demo_copy):
     manifest = load_manifest(demo_copy)
-    need = manifest.measured["peak_rss_mb"]
-    memory.check_fits(manifest, need + 1, "allowed", machine=False)
-    with pytest.raises(FlorenceEdgeError, match=rf"needs about {need:.0f} MB at its peak .* only 10 MB is allowed"):
-        memory.check_fits(manifest, 10, "allowed", machine=False)
+    need = manifest.measured["peak_rss_mb"]["interpreter"]
+    memory.check_fits(manifest, "interpreter", need + 1, "allowed", machine=False)
+    with pytest.raises(FlorenceEdgeError, match=rf"needs about {need:.0f} MB at its peak on the interpreter path "
+                                                r".* only 10 MB is allowed"):
+        memory.check_fits(manifest, "interpreter", 10, "allowed", machine=False)
+
+
+def test_an_unmeasured_path_counts_the_largest_figure(demo_copy):
+    raw = json.loads((demo_copy / "manifest.json").read_text())
+    raw["measured"]["peak_rss_mb"] = {"compiled": 100.0, "interpreter": 300.0}
+    (demo_copy / "manifest.json").write_text(json.dumps(raw))
+    assert memory.bundle_need(load_manifest(demo_copy), "compiled") == 100.0
+    assert memory.bundle_need(load_manifest(demo_copy), "tflite-runtime") == 300.0
 
 
 def test_more_than_this_machine_has_is_refused(demo_copy):
     raw = json.loads((demo_copy / "manifest.json").read_text())
-    raw["measured"]["peak_rss_mb"] = memory.available_mb()[0] * 4
+    raw["measured"]["peak_rss_mb"] = {"compiled": memory.available_mb()[0] * 4}
     (demo_copy / "manifest.json").write_text(json.dumps(raw))
     with pytest.raises(FlorenceEdgeError, match="available on this machine|left under this service"):
         memory.check_fits(load_manifest(demo_copy))
@@ -69,7 +80,7 @@ def test_a_bundle_measured_before_measurement_existed_passes(demo_copy):
 
 def test_a_malformed_measurement_is_a_corrupt_manifest(demo_copy):
     raw = json.loads((demo_copy / "manifest.json").read_text())
-    raw["measured"]["peak_rss_mb"] = "a lot"
+    raw["measured"]["peak_rss_mb"] = {"compiled": "a lot"}
     (demo_copy / "manifest.json").write_text(json.dumps(raw))
-    with pytest.raises(FlorenceEdgeError, match="measured.peak_rss_mb must be"):
+    with pytest.raises(FlorenceEdgeError, match="measured.peak_rss_mb.compiled must be"):
         load_manifest(demo_copy)
