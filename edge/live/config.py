@@ -57,7 +57,9 @@ def _whole(low: int, high: int | None = None) -> Kind:
 
 
 def _number(low: float, high: float | None = None, above: bool = False) -> Kind:
-    expects = f"a number {'above' if above else 'from'} {low:g}" + (f" to {high:g}" if high is not None else "")
+    bound = f"above {low:g}" + (f" and at most {high:g}" if high is not None else "") if above else (
+        f"from {low:g}" + (f" to {high:g}" if high is not None else " up"))
+    expects = f"a number {bound}"
 
     def check(value):
         ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
@@ -168,9 +170,10 @@ SETTINGS = (
     Setting("web", "jpeg_quality", _whole(10, 95), 80, "JPEG quality of the web view's frames"),
     Setting("service", "memory_max_mb", _whole(64),
             help="memory the service may use (its MemoryMax); the bundle must fit in it"),
-    Setting("service", "watchdog_sec", _whole(5, 3600), 60,
+    Setting("service", "watchdog_sec", _whole(15, 3600), 60,
             help="systemd restarts the service when the loop makes no progress for this long (its WatchdogSec): "
-                 "longer than the slowest single graph run on the board", flag=False),
+                 "longer than the slowest single graph run on the board and the camera's 10 s reopen pause",
+            flag=False),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
 SECTIONS = tuple(dict.fromkeys(s.section for s in SETTINGS))
