@@ -39,6 +39,33 @@ class Source:
         return int(self.processor.num_image_tokens)
 
 
+# Florence-2's image position embeddings are learned tables of this many rows and columns.
+_MAX_GRID = 50
+
+
+def num_image_tokens(image_size: int) -> int:
+    # DaViT downsamples by 32 overall; the projector appends one pooled token.
+    side = image_size // 32
+    return side * side + 1
+
+
+def check_image_size(size: int) -> None:
+    if isinstance(size, bool) or not isinstance(size, int) or size % 32 or not 32 <= size <= 32 * _MAX_GRID:
+        raise ConversionError(f"--image-size must be a multiple of 32 from 32 to {32 * _MAX_GRID} (the model's "
+                              f"position tables hold {_MAX_GRID} rows and columns), got {size}")
+
+
+def resize_source(source: Source, size: int) -> None:
+    """Have the processor feed `size` x `size` pictures: the bundle and the PyTorch reference it is
+    verified against then both run the smaller (or larger) grid. Accuracy at another size than the
+    checkpoint's is the checkpoint's business, not measured here."""
+    check_image_size(size)
+    processor = source.image_processor
+    processor.size = {"height": size, "width": size}
+    processor.image_seq_length = num_image_tokens(size)
+    source.processor.num_image_tokens = processor.image_seq_length
+
+
 def load_source(src: str) -> Source:
     """Load model and processor; every failure becomes one ConversionError line."""
     path = Path(src).expanduser()

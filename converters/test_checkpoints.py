@@ -22,6 +22,7 @@ from transformers import (
 from transformers.tokenization_utils_base import AddedToken
 
 from converters.florence2_vocab import BANNED_GROUNDING_TOKENS, FLORENCE2_ADDED_TOKENS
+from converters.source import num_image_tokens
 
 # Every task prompt: in a toy BPE vocabulary's corpus, prompts tokenize into a handful
 # of pieces as they do with BART's vocabulary.
@@ -109,12 +110,6 @@ def build_config(size: str | dict, tokenizer: BartTokenizer) -> Florence2Config:
     return Florence2Config(
         text_config=text.to_dict(), vision_config=vision, image_token_id=tokenizer.image_token_id,
     )
-
-
-def num_image_tokens(image_size: int) -> int:
-    # DaViT downsamples by 32 overall; the projector appends one pooled token.
-    side = image_size // 32
-    return side * side + 1
 
 
 def write_test_checkpoint(out_dir: str | Path, size: str = "tiny", seed: int = 0) -> Path:

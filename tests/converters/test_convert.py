@@ -137,3 +137,21 @@ def test_bundle_files_are_not_executable(int8_bundle, fp32_bundle):
     for bundle in (int8_bundle[0], fp32_bundle[0]):
         for path in bundle.iterdir():
             assert path.stat().st_mode & 0o111 == 0, path
+
+
+@pytest.mark.parametrize("size", [96, 128])
+def test_image_size_converts_a_smaller_or_larger_grid_token_exact(tiny_checkpoint, tmp_path, size):
+    manifest = convert(str(tiny_checkpoint), tmp_path / "bundle", quant="fp32", caches=[64], prompt_lens=[32],
+                       image_size=size)
+    assert manifest["image"]["height"] == manifest["image"]["width"] == size
+    assert manifest["model"]["image_tokens"] == (size // 32) ** 2 + 1
+    assert manifest["graphs"]["vision"]["signatures"]["vision"]["inputs"]["pixel_values"]["shape"][-1] == size
+    tokens = manifest["parity"]["tokens"]
+    assert manifest["parity"]["passed"] and tokens["exact"] == tokens["total"], "fp32: token-exact with transformers"
+
+
+@pytest.mark.parametrize("size", [100, 0, 1632])
+def test_image_size_off_the_grid_is_refused_before_work(tiny_checkpoint, tmp_path, size):
+    with pytest.raises(ConversionError, match="--image-size must be a multiple of 32"):
+        convert(str(tiny_checkpoint), tmp_path / "bundle", quant="fp32", image_size=size)
+    assert not (tmp_path / "bundle").exists()
