@@ -162,6 +162,7 @@ _SCHEMA = {
 # optional: bundles converted before it was measured lack it
 _MEASURED = {"peak_rss_mb": _Map(_NUMBER), "first_start_peak_rss_mb": _Map(_NUMBER), "machine": str,
              "task": str, "tokens": int}
+_LOW_MEMORY = _Map(_NUMBER)  # measured.low_memory_peak_rss_mb: optional, newer than the rest
 _DTYPES = {"float32", "float16", "int32", "int64", "int8", "uint8", "bool"}
 
 
@@ -221,6 +222,8 @@ def _contract_problem(raw: dict) -> str | None:
         return _schema_problem(measured, _MEASURED, "measured")
     if measured is not None and not measured["peak_rss_mb"]:
         return "measured.peak_rss_mb names no runtime path"
+    if measured is not None and "low_memory_peak_rss_mb" in measured:
+        return _schema_problem(measured["low_memory_peak_rss_mb"], _LOW_MEMORY, "measured.low_memory_peak_rss_mb")
     return None
 
 

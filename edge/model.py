@@ -15,6 +15,7 @@ from edge.decoding import DecodeSettings, beam_search, greedy
 from edge.errors import FlorenceEdgeError, FlorenceEdgeWarning
 from edge.integrity import verify_bundle
 from edge.kv_cache import DecoderSession, GrowingDecoder
+from edge.memory import give_back_freed_memory
 from edge.postprocess import parse
 from edge.preprocess import load_image, pixel_values
 from edge.prompts import build_prompt, check_input, check_region, clamp_region, normalize_task, region_to_loc_tokens
@@ -59,10 +60,13 @@ class TokenEvent:
 
 class Florence2:
     def __init__(self, bundle_dir, num_threads: int | None = None, weight_cache: bool = True,
-                 runtime: str | None = None):
+                 runtime: str | None = None, low_memory: bool = False):
         """`num_threads`: default the CPUs this process may use (`edge.cpu.usable_cpus`);
         `weight_cache`: keep packed weights in a file (see `edge.runtime.weight_cache_file`);
-        `runtime`: 'compiled', 'interpreter' or 'auto' (the default; see `edge.runtime.select_runtime`)."""
+        `runtime`: 'compiled', 'interpreter' or 'auto' (the default; see `edge.runtime.select_runtime`);
+        `low_memory`: hold only the graphs of the stage that runs: the text encoder and decoder are
+        released before each image's vision graph runs, and the vision graph after it, so the two
+        stages' memory never adds up; each graph is opened again when next needed (a cost per image)."""
         if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
             raise FlorenceEdgeError(f"num_threads must be a whole number of at least 1, got {num_threads!r}")
         self.manifest = mf.load_manifest(bundle_dir)
@@ -71,30 +75,31 @@ class Florence2:
         threads = num_threads or usable_cpus()
         self.runtime = select_runtime(runtime)
         cached = weight_cache and self.runtime == "compiled"
-        self._graphs = {
-            role: open_graph(m.graph_path(role), threads, m.quantization,
-                             weight_cache_file(m.file_sha256(role)) if cached else None, self.runtime,
-                             len(m.graph(role)["signatures"]))
-            for role in mf.GRAPH_ROLES
-        }
-        self._vision = self.signature(mf.VISION, mf.VISION)
+        self.low_memory = low_memory
+        self._threads, self._cached = threads, cached
+        self._closed = False
+        self._graphs: dict = {}  # open graphs by role; opened when first needed (again after a release)
+        self._vision: Signature | None = None
         self._encoders: dict[int, Signature] = {}  # by prompt length, bound on first use
         self._decoders: dict[tuple[int, int, int], DecoderSession] = {}
+        if not low_memory:  # load everything now: a graph LiteRT refuses is said at load, not mid-run
+            for role in mf.GRAPH_ROLES:
+                self._graph(role)
+            self._vision_signature()
         self.codec = TextCodec(m.root / mf.TOKENIZER_NAME, m.tokens)
 
     def close(self) -> None:
         """Free the native graphs and their memory now, rather than at exit; the model cannot run afterwards."""
-        for graph in self._graphs.values():
-            graph.close()
-        self._graphs = {}
+        self._release(*mf.GRAPH_ROLES)
+        self._closed = True
 
     @property
     def loaded(self) -> bool:
         """False once `close()` has freed the graphs."""
-        return bool(self._graphs)
+        return not self._closed
 
     def _check_open(self) -> None:
-        if not self._graphs:
+        if self._closed:
             raise FlorenceEdgeError("this model was closed; load the bundle again")
 
     # ---- image ----
@@ -105,9 +110,46 @@ class Florence2:
         im = self.manifest.image
         pixels = pixel_values(img, (im["height"], im["width"]), im["mean"], im["std"], im["resample"],
                               im["rescale_factor"])
+        if self.low_memory:
+            self._release(mf.ENCODER, mf.DECODER)
         start = time.perf_counter()
-        features = np.array(self._vision(pixel_values=pixels)["image_features"])
-        return Encoded(features, img.size, (time.perf_counter() - start) * 1e3)
+        features = np.array(self._vision_signature()(pixel_values=pixels)["image_features"])
+        vision_ms = (time.perf_counter() - start) * 1e3
+        if self.low_memory:
+            self.release_vision()
+        return Encoded(features, img.size, vision_ms)
+
+    def release_vision(self) -> None:
+        """Free the vision graph (its activations are the largest block of a run's memory: about
+        200 MB for base) until the next `encode` opens it again; a caller with no image left to
+        encode loses nothing by it."""
+        self._release(mf.VISION)
+
+    def _release(self, *roles: str) -> None:
+        """Close these graphs and forget their bound signatures (a decoder's inputs are the encoder's
+        outputs: releasing the encoder releases the decoder's sessions too)."""
+        if mf.VISION in roles:
+            self._vision = None
+        if mf.ENCODER in roles or mf.DECODER in roles:
+            self._encoders, self._decoders = {}, {}
+        for role in roles:
+            graph = self._graphs.pop(role, None)
+            if graph is not None:
+                graph.close()
+        give_back_freed_memory()
+
+    def _graph(self, role: str):
+        if role not in self._graphs:
+            m = self.manifest
+            cache = weight_cache_file(m.file_sha256(role)) if self._cached else None
+            self._graphs[role] = open_graph(m.graph_path(role), self._threads, m.quantization, cache, self.runtime,
+                                            len(m.graph(role)["signatures"]))
+        return self._graphs[role]
+
+    def _vision_signature(self) -> Signature:
+        if self._vision is None:
+            self._vision = self.signature(mf.VISION, mf.VISION)
+        return self._vision
 
     # ---- tasks ----
     def run(self, image, task: str, text: str | None = None, region=None, **options) -> Result:
@@ -239,7 +281,7 @@ class Florence2:
 
     def signature(self, role: str, key: str, share: dict | None = None) -> Signature:
         """One signature of one graph, its tensors shaped as the manifest says (`share`: see runtime)."""
-        return self._graphs[role].signature(key, self.manifest.signature(role, key), share)
+        return self._graph(role).signature(key, self.manifest.signature(role, key), share)
 
     def _session(self, batch: int, cache: int, prompt_len: int) -> DecoderSession:
         """The decoder signature of one bucket, allocated on first use and kept."""

@@ -46,6 +46,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--draw", metavar="OUT.jpg",
                         help="write each image with its results drawn (%%d: the image's number, from 0)")
     parser.add_argument("--force", action="store_true", help="let --draw replace existing files")
+    parser.add_argument("--low-memory", action="store_true",
+                        help="open the vision graph per image and free it before decoding (for boards short of "
+                             "memory; costs a reload per image; a single image always gets this for free)")
     add_runtime_argument(parser)
 
 
@@ -126,6 +129,8 @@ def run_images(model: Florence2, images, tasks, text=None, region=None, beams=No
         if region is not None:
             clamp_region(region, image.size)  # one that misses this image is refused before the vision graph
         enc = model.encode(image)
+        if index == len(images) - 1:
+            model.release_vision()  # no image left to encode: decode without its memory beside
         parsed = {}
         for task in tasks:
             stream = model.stream(enc, task, *inputs[task], **options)
@@ -161,7 +166,7 @@ def main(args: argparse.Namespace) -> int:
             raise FlorenceEdgeError(f"image not found: {path}")
     if args.draw:
         draw_targets(args.draw, args.image, args.force)  # before the model loads: a typo costs nothing
-    model = Florence2(args.model, num_threads=args.threads, runtime=args.runtime)
+    model = Florence2(args.model, num_threads=args.threads, runtime=args.runtime, low_memory=args.low_memory)
     run_images(model, args.image, args.task, args.text, args.region, args.beams, args.max_new_tokens,
                as_json=args.json, draw_to=args.draw, force=args.force)
     return 0

@@ -34,6 +34,10 @@ from edge import cpu
 from edge.errors import FlorenceEdgeError
 from edge.quiet import quiet
 
+# xnnpack_flags replaces the delegate's defaults (QS8 | QU8, 0x3) rather than adding to them, so they
+# are restated. TRANSIENT_INDIRECTION_BUFFER (0x20) keeps each convolution's indirection buffer in
+# the shared workspace instead of its own: base's peak 21 MB lower, steps as fast.
+_XNNPACK_FLAGS = 0x1 | 0x2 | 0x20
 _ALIGNMENT = 64  # the compiled model copies host memory that is not 64-byte aligned
 _OPEN: weakref.WeakSet = weakref.WeakSet()
 _ENVIRONMENT = []  # one LiteRT environment per process, made on first use
@@ -304,6 +308,7 @@ class CompiledGraph:
 
         self._path = path
         cpu_options = CpuOptions(num_threads=num_threads)
+        cpu_options.xnnpack_flags = _XNNPACK_FLAGS
         if weight_cache is not None:
             cpu_options.xnnpack_weight_cache_path = str(weight_cache)
         try:

@@ -95,8 +95,9 @@ def main(args: argparse.Namespace) -> int:
     notifier = Notifier.from_environment()
     notifier.send(STATUS=f"loading {settings.model}")
     check_fits(load_manifest(settings.model), select_runtime(settings.runtime), settings.memory_max_mb,
-               f"allowed by memory_max_mb ({settings.origins['memory_max_mb']})")
-    model = Florence2(settings.model, num_threads=settings.threads, runtime=settings.runtime)
+               f"allowed by memory_max_mb ({settings.origins['memory_max_mb']})", low_memory=settings.low_memory)
+    model = Florence2(settings.model, num_threads=settings.threads, runtime=settings.runtime,
+                      low_memory=settings.low_memory)
     camera = CameraSettings(settings.main_size, settings.lores_size, settings.fps)
     live = Live(model, open_source(settings.source, _model_size(model), camera), settings.tasks,
                 settings.text, settings.region, settings.every_frame, settings.loop, settings.change_threshold,

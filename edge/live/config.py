@@ -140,6 +140,9 @@ SETTINGS = (
     Setting("model", "model", _text_kind(), help="bundle directory"),
     Setting("model", "threads", _whole(1, 64), help="CPU threads (default: the CPUs this process may use)"),
     Setting("model", "runtime", _choice("auto", *RUNTIMES), help="LiteRT path (default: auto)"),
+    Setting("model", "low_memory", _flag(), False,
+            "free the vision graph after each encoded frame (about 200 MB for base) and reopen it for the next: "
+            "for boards short of memory; costs a reload per encoded frame, none for reused ones"),
     Setting("camera", "source", _text_kind(),
             help="scenes | picamera2[:N] | /dev/videoN or N | video file | image, folder or glob | rtsp://... "
                  "or http://... stream"),

@@ -98,7 +98,7 @@ def plan(args: argparse.Namespace) -> list[Planned]:
     _check_visible(Path(settings.model), "the bundle")
     manifest = load_manifest(settings.model)
     check_fits(manifest, select_runtime(settings.runtime), settings.memory_max_mb,
-               "allowed by the profile's memory_max_mb", machine=False)
+               "allowed by the profile's memory_max_mb", machine=False, low_memory=settings.low_memory)
     folder = Path("/etc/florence-edge")
     config_path = folder / (f"{args.instance}.toml" if args.instance else "config.toml")
     files = [Planned(config_path, _marked(config.to_toml(settings, origins=False)))]

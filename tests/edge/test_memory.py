@@ -33,7 +33,9 @@ def test_peak_rss_starts_again_from_the_current_rss():
 def test_convert_measures_the_bundle_it_writes(demo_int8_bundle):
     measured = load_manifest(demo_int8_bundle[0]).measured
     assert measured["task"] == memory.MEASURED_TASK and measured["machine"]
-    assert set(measured["peak_rss_mb"]) == set(measured["first_start_peak_rss_mb"]) == {"compiled", "interpreter"}
+    paths = {"compiled", "interpreter"}
+    assert set(measured["peak_rss_mb"]) == set(measured["first_start_peak_rss_mb"]) == paths
+    assert set(measured["low_memory_peak_rss_mb"]) == paths
     assert all(50 < mb < 2000 for mb in measured["peak_rss_mb"].values())
     assert measured["tokens"] == load_manifest(demo_int8_bundle[0]).decoder_buckets()[-1][1]
 
@@ -61,6 +63,17 @@ def test_an_unmeasured_path_counts_the_largest_figure(demo_copy):
     (demo_copy / "manifest.json").write_text(json.dumps(raw))
     assert memory.bundle_need(load_manifest(demo_copy), "compiled") == 100.0
     assert memory.bundle_need(load_manifest(demo_copy), "tflite-runtime") == 300.0
+
+
+def test_low_memory_mode_is_checked_against_its_own_figure(demo_copy):
+    raw = json.loads((demo_copy / "manifest.json").read_text())
+    raw["measured"]["peak_rss_mb"] = {"compiled": 700.0}
+    raw["measured"]["low_memory_peak_rss_mb"] = {"compiled": 380.0}
+    (demo_copy / "manifest.json").write_text(json.dumps(raw))
+    manifest = load_manifest(demo_copy)
+    memory.check_fits(manifest, "compiled", 400, "allowed", machine=False, low_memory=True)
+    with pytest.raises(FlorenceEdgeError, match="needs about 700 MB"):
+        memory.check_fits(manifest, "compiled", 400, "allowed", machine=False)
 
 
 def test_more_than_this_machine_has_is_refused(demo_copy):

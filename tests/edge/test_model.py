@@ -54,3 +54,27 @@ def test_each_prompt_runs_in_the_shortest_prompt_bucket_it_fits_and_matches_gene
         ours = model.run(image, task, text, num_beams=1, max_new_tokens=12).token_ids
         assert ours == reference_tokens(tiny_source, image, task, text, max_new_tokens=12), task
     assert sorted(model._encoders) == [16, 32]
+
+
+def test_low_memory_frees_the_vision_graph_and_answers_the_same(demo_int8_bundle):
+    import pytest
+
+    from edge import manifest as mf
+    from edge.errors import FlorenceEdgeError
+    from edge.model import Florence2
+    from edge.scenes import make_scene
+
+    images = [make_scene(seed).image for seed in (700, 701)]
+    usual = Florence2(demo_int8_bundle[0], num_threads=1)
+    lean = Florence2(demo_int8_bundle[0], num_threads=1, low_memory=True)
+    assert mf.VISION not in lean._graphs, "low memory: nothing of the vision graph is held before an image"
+    for image in images:
+        for task in ("<OD>", "<CAPTION>"):
+            assert lean.run(image, task).token_ids == usual.run(image, task).token_ids
+        assert mf.VISION not in lean._graphs, "released after every image"
+    usual.release_vision()
+    assert mf.VISION not in usual._graphs
+    assert usual.run(images[0], "<OD>").token_ids == lean.run(images[0], "<OD>").token_ids  # reopened on demand
+    usual.close()
+    with pytest.raises(FlorenceEdgeError, match="closed"):
+        usual.encode(images[0])

@@ -1,3 +1,4 @@
+import io
 import json
 
 import pytest
@@ -8,6 +9,7 @@ from edge import runtime
 from edge.cli import main
 from edge.errors import FlorenceEdgeError
 from edge.model import Florence2
+from edge.run import run_images
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +87,20 @@ def test_huge_and_odd_images_are_converted(fp32_bundle):
                   Image.new("I;16", (64, 48), 40000)):
         res = model.run(image, "OD", num_beams=1, max_new_tokens=8)
         assert res.token_ids and res.task == "<OD>"
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_the_vision_graph_is_freed_once_the_last_image_is_encoded(fp32_bundle, images, count, monkeypatch):
+    from edge import manifest as mf
+
+    model = Florence2(fp32_bundle[0], num_threads=1)
+    held = []
+    stream = model.stream
+
+    def watch(*args, **kwargs):
+        held.append(mf.VISION in model._graphs)
+        return stream(*args, **kwargs)
+
+    monkeypatch.setattr(model, "stream", watch)
+    run_images(model, images[:count], ["<CAPTION>"], out=io.StringIO())
+    assert held == [True] * (count - 1) + [False], "only the last image decodes without the vision graph"
