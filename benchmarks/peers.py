@@ -36,6 +36,7 @@ from converters.test_checkpoints import write_test_checkpoint  # noqa: E402
 from edge import cpu  # noqa: E402
 from edge.bench import decode_fixed  # noqa: E402
 from edge.errors import FlorenceEdgeError  # noqa: E402
+from edge.live.doctor import cpu_features  # noqa: E402
 from edge.manifest import DECODER, decode_signature_name, load_manifest  # noqa: E402
 from edge.memory import peak_rss_mb  # noqa: E402
 from edge.model import Florence2  # noqa: E402
@@ -104,9 +105,8 @@ def step_input_bytes(manifest, signature: str) -> int:
 def cpu_line() -> str:
     """The CPU and the instruction-set features the int8 kernels use, printed with every figure: ratios
     move with them."""
-    have = cpu.features()
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimd", "asimddp", "i8mm", "fphp")
-    return f"{cpu.name()} ({cpu.machine()}; {' '.join(f for f in wanted if f in have) or 'features not reported'})"
+    have = [label for label, present in cpu_features().items() if present]
+    return f"{cpu.name()} ({cpu.machine()}; {', '.join(have) or 'features not reported'})"
 
 
 def prepare(work: Path) -> tuple[Path, dict[str, Path]]:

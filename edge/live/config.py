@@ -274,7 +274,8 @@ def _checked(path: Path, section: str, key: str, value):
 
 
 def resolve(args: argparse.Namespace) -> Config:
-    """Defaults, then `args.profile`, then `args.config`, then every option given on the command line."""
+    """Defaults, then `args.profile`, then `args.config`, then every option given on the command line
+    (settings `args` lacks or leaves None are not given)."""
     values = {s.key: s.default for s in SETTINGS}
     origins = {s.key: "default" for s in SETTINGS}
     layers = []
@@ -282,8 +283,8 @@ def resolve(args: argparse.Namespace) -> Config:
         layers.append((f"profile {args.profile}", read_file(profile_path(args.profile))))
     if getattr(args, "config", None):
         layers.append((f"config {args.config}", read_file(args.config)))
-    layers.append(("command line", {s.key: getattr(args, s.key) for s in SETTINGS
-                                    if s.flag and getattr(args, s.key, None) is not None}))
+    given = {s.key: getattr(args, s.key, None) for s in SETTINGS if s.flag}
+    layers.append(("command line", {key: value for key, value in given.items() if value is not None}))
     for origin, layer in layers:
         values.update(layer)
         origins.update(dict.fromkeys(layer, origin))

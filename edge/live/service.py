@@ -84,9 +84,7 @@ def main(args: argparse.Namespace) -> int:
 def plan(args: argparse.Namespace) -> list[Planned]:
     """The files an install writes, in order: config, token (only if there is none yet), unit."""
     _check_instance(args.instance)
-    settings = config.resolve(argparse.Namespace(
-        profile=args.profile, config=args.config, **{s.key: None for s in config.SETTINGS if s.flag},
-    ))
+    settings = config.resolve(argparse.Namespace(profile=args.profile, config=args.config))
     overrides = {"model": str(Path(args.model).absolute()), "source": args.source, "tasks": args.tasks,
                  "http": args.http, "print_results": False}  # the web view and STATUS carry results
     for key, value in overrides.items():

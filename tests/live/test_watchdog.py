@@ -125,13 +125,13 @@ def _run_in_background(live: Live) -> threading.Thread:
     return thread
 
 
-def _watch(live: Live, listener: Listener) -> Watchdog:
+def _watch(live: Live, listener: Listener) -> tuple[Watchdog, list[str]]:
+    """A watchdog pinging `listener`, and the lines the loop logs."""
     lines = []
     live.log = lines.append
     watchdog = Watchdog(Notifier(listener.address), live, PERIOD)
-    watchdog.lines = lines
     watchdog.start()
-    return watchdog
+    return watchdog, lines
 
 
 def test_an_inference_that_never_returns_stops_the_pings(demo_int8_bundle, listener):
@@ -139,7 +139,7 @@ def test_an_inference_that_never_returns_stops_the_pings(demo_int8_bundle, liste
     hanging = _Hanging(model)
     live = Live(model, ScenesSource(3, fps=20), ["OD"], change_threshold=0)
     thread = _run_in_background(live)
-    watchdog = _watch(live, listener)
+    watchdog, lines = _watch(live, listener)
     try:
         listener.collect(3 * PERIOD)
         assert len(listener.times("WATCHDOG")) >= 4, "pings while the loop progresses"
@@ -150,7 +150,7 @@ def test_an_inference_that_never_returns_stops_the_pings(demo_int8_bundle, liste
         late = [t for t in listener.times("WATCHDOG") if t > stalled_at + PERIOD]
         assert not late, "no ping once inference has made no progress for a whole period"
         assert watchdog.withheld == "inference"
-        assert any("no progress from the inference" in line for line in watchdog.lines)
+        assert any("no progress from the inference" in line for line in lines)
         hanging.release.set()
         resumed_at = time.monotonic()
         listener.collect(3 * PERIOD)
@@ -166,7 +166,7 @@ def test_a_stuck_capture_thread_stops_the_pings(demo_int8_bundle, listener):
     camera = _StuckCamera()
     live = Live(Florence2(demo_int8_bundle[0], num_threads=1), camera, ["OD"], change_threshold=0)
     thread = _run_in_background(live)
-    watchdog = _watch(live, listener)
+    watchdog, lines = _watch(live, listener)
     try:
         listener.collect(3 * PERIOD)
         assert len(listener.times("WATCHDOG")) >= 4
