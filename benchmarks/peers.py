@@ -1,9 +1,9 @@
 """Florence-2-base latency, side by side: transformers, ONNX Runtime, florence-edge (LiteRT).
 
-    python benchmarks/peers.py --threads 2 --new-tokens 20
+    python benchmarks/peers.py --threads 2 --new-tokens 20 [--size large]
 
-One run on one machine: makes a base-sized checkpoint with random weights (identical
-for every runtime), converts it with our converter, exports the ONNX Runtime peer,
+One run on one machine: makes a base- (or large-) sized checkpoint with random weights (identical
+for every runtime), converts it with our converter (int8, int4, fp32), exports the ONNX Runtime peer,
 and measures every runtime with the same threads, image, prompt and token count.
 Prints a markdown table with ratios and writes a PNG of the latency breakdown.
 Not part of the installed package; needs the `convert` and `test` extras (`make test`
@@ -83,16 +83,25 @@ def read_bandwidth_gbs(threads: int, megabytes: int | None = None) -> float:
 
 
 def decoder_weight_bytes(path: Path, signature: str) -> int:
-    """int8 weight bytes one decoder step reads: every int8 constant of its subgraph, except a
-    gathered embedding table (one row is read) when the tied lm_head is stored apart from it."""
-    from ai_edge_litert.interpreter import Interpreter
+    """Weight bytes one decoder step reads: every int8 or int4 constant of its subgraph and the
+    float16 block scales, except a gathered embedding table (one row is read) when the tied lm_head
+    is stored apart from it (the same element count twice)."""
+    from ai_edge_litert import schema_py_generated as schema
 
-    interp = Interpreter(model_path=str(path))
-    sub = interp._interpreter.GetSubgraphIndexFromSignature(signature)
-    sizes = [int(np.prod(d["shape"])) for d in interp.get_tensor_details(sub)
-             if d["dtype"] == np.int8 and len(d["shape"]) == 2]
-    largest = max(sizes)
-    return sum(sizes) - (largest if sizes.count(largest) > 1 else 0)
+    model = schema.Model.GetRootAs(path.read_bytes(), 0)
+    index = next(model.SignatureDefs(i).SubgraphIndex() for i in range(model.SignatureDefsLength())
+                 if model.SignatureDefs(i).SignatureKey().decode() == signature)
+    subgraph = model.Subgraphs(index)
+    weights, scales = [], 0
+    for tensor in (subgraph.Tensors(i) for i in range(subgraph.TensorsLength())):
+        buffer = model.Buffers(tensor.Buffer())
+        size = buffer.DataLength() or (buffer.Size() if buffer.Offset() > 1 else 0)  # inline, or after the flatbuffer
+        if tensor.Type() in (schema.TensorType.INT8, schema.TensorType.INT4) and tensor.ShapeLength() == 2:
+            weights.append((int(tensor.ShapeAsNumpy().prod()), size))
+        elif tensor.Type() == schema.TensorType.FLOAT16:
+            scales += size
+    largest = max(weights)
+    return sum(size for _, size in weights) + scales - (largest[1] if weights.count(largest) > 1 else 0)
 
 
 def step_input_bytes(manifest, signature: str) -> int:
@@ -109,13 +118,16 @@ def cpu_line() -> str:
     return f"{cpu.name()} ({cpu.machine()}; {', '.join(have) or 'features not reported'})"
 
 
-def prepare(work: Path) -> tuple[Path, dict[str, Path]]:
-    ckpt = work / "base-checkpoint"
+QUANTS = ("int8", "int4", "fp32")
+
+
+def prepare(work: Path, size: str) -> tuple[Path, dict[str, Path]]:
+    ckpt = work / f"{size}-checkpoint"
     if not (ckpt / "config.json").exists():
-        print("[peers] writing base-sized checkpoint", file=sys.stderr)
-        write_test_checkpoint(ckpt, "base", seed=0)
+        print(f"[peers] writing {size}-sized checkpoint", file=sys.stderr)
+        write_test_checkpoint(ckpt, size, seed=0)
     bundles = {}
-    for quant in ("int8", "fp32"):
+    for quant in QUANTS:
         bundles[quant] = work / f"florence-edge-{quant}"
         if not _current(bundles[quant]):
             print(f"[peers] converting ({quant})", file=sys.stderr)
@@ -213,9 +225,56 @@ def chart(results: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def floor_of(bundle: Path, bandwidth: float) -> dict:
+    """What one decoder step (b1, smallest cache and prompt buckets) must read, and the ms that takes
+    at `bandwidth` GB/s."""
+    manifest = load_manifest(bundle)
+    signature = decode_signature_name(1, manifest.decoder_buckets()[0][1], manifest.prompt_lens[0])
+    weights_mb = decoder_weight_bytes(bundle / "decoder.tflite", signature) / 1e6
+    inputs_mb = step_input_bytes(manifest, signature) / 1e6
+    return {"weights_mb": weights_mb, "inputs_mb": inputs_mb, "ms": (weights_mb + inputs_mb) / bandwidth}
+
+
+# (label, ratio of a florence-edge result against the peers, target; None: "<= 1.3x", lower is better)
+RATIOS = [
+    ("vision vs transformers", lambda ours, peers: peers["transformers fp32"]["vision"] / ours["vision"], 3.5),
+    ("vision vs ONNX Runtime int8", lambda ours, peers: peers["ONNX Runtime int8"]["vision"] / ours["vision"], 1.2),
+    ("decoder step vs ONNX Runtime int8", lambda ours, peers: peers["ONNX Runtime int8"]["step"] / ours["step"], 1.0),
+    ("decoder step vs transformers", lambda ours, peers: peers["transformers fp32"]["step"] / ours["step"], 4.0),
+    ("decoder step vs bandwidth floor (lower is better)", lambda ours, peers: ours["step"] / ours["floor_ms"], None),
+    ("CAPTION e2e vs transformers greedy", lambda ours, peers: peers["transformers fp32"]["e2e"] / ours["e2e"], 5.0),
+    ("CAPTION e2e vs transformers 3-beam", lambda ours, peers: peers["transformers fp32"]["e2e_beam3"] / ours["e2e"],
+     10.0),
+]
+
+
+def report(results: dict, floors: dict, rss: dict, bandwidth: float, size: str, n: int, t: int) -> str:
+    lines = [f"| runtime ({size}-sized) | vision ms | text encoder ms | decoder ms/step | "
+             f"CAPTION e2e ms ({n} tokens, greedy) |", "|---|---|---|---|---|"]
+    for name, res in results.items():
+        lines.append(f"| {name} | {res['vision']:.0f} | {res['encoder']:.0f} | {res['step']:.2f} | {res['e2e']:.0f} |")
+    lines.append(f"| transformers fp32, 3 beams | | | | {results['transformers fp32']['e2e_beam3']:.0f} |")
+    quantized = [q for q in floors if q != "fp32"]
+    lines += ["", "| florence-edge ratio | " + " | ".join(quantized) + " | target |",
+              "|---|" + "---|" * len(quantized) + "---|"]
+    for label, ratio, target in RATIOS:
+        cells = [f"{ratio(results[f'florence-edge {q}'], results):.2f}x" for q in quantized]
+        lines.append(f"| {label} | {' | '.join(cells)} | {f'>= {target}x' if target else '<= 1.3x'} |")
+    lines.append("")
+    for q in quantized:
+        f = floors[q]
+        lines.append(f"- {q}: a decoder step reads {f['weights_mb']:.0f} MB of weights (with their scales) and "
+                     f"{f['inputs_mb']:.0f} MB of inputs (cross-attention K/V, cache): floor {f['ms']:.2f} ms/step; "
+                     f"peak RSS of a whole `run` {rss[q]:.0f} MB.")
+    lines.append(f"- CPU: {cpu_line()}; read bandwidth with {t} threads over at least 2 GB {bandwidth:.1f} GB/s; "
+                 f"threads {t}; peak RSS of this benchmark process {peak_rss_mb():.0f} MB.")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="build/bench", help="checkpoints, bundles and ONNX files go here")
+    parser.add_argument("--size", default="base", choices=("base", "large"), help="Florence-2 size to build")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--new-tokens", type=int, default=20)
     parser.add_argument("--reps", type=int, default=5)
@@ -225,9 +284,9 @@ def main(argv=None) -> int:
     if missing:  # say so now, not after twenty minutes of converting and measuring
         print(f"peers: missing {', '.join(missing)}: pip install {' '.join(missing)}", file=sys.stderr)
         return 2
-    work = Path(args.work)
+    work = Path(args.work) / args.size
     work.mkdir(parents=True, exist_ok=True)
-    ckpt, bundles = prepare(work)
+    ckpt, bundles = prepare(work, args.size)
     source = load_source(str(ckpt))
     manifest = load_manifest(bundles["int8"])
     dims = graphs.Dims.from_model(source.model, source.image_size[0], source.image_tokens,
@@ -259,49 +318,24 @@ def main(argv=None) -> int:
     for q in ("fp32", "int8"):
         print(f"[peers] onnxruntime {q}", file=sys.stderr)
         results[f"ONNX Runtime {q}"] = measure_ort(onnx[q], dims, pixels, prompt_ids, settings, t, n, r)
-    for q in ("fp32", "int8"):
+    for q in QUANTS:
         print(f"[peers] florence-edge {q}", file=sys.stderr)
         results[f"florence-edge {q}"] = measure_ours(bundles[q], image, t, n, r)
     for res in results.values():
         res["decode"] = res["step"] * n
     bandwidth = read_bandwidth_gbs(t)
-    step_signature = decode_signature_name(1, 64, manifest.prompt_lens[0])
-    decoder_mb = decoder_weight_bytes(bundles["int8"] / "decoder.tflite", step_signature) / 1e6
-    inputs_mb = step_input_bytes(manifest, step_signature) / 1e6
-    floor_ms = (decoder_mb + inputs_mb) / 1e3 / bandwidth * 1e3
-    rss = peak_rss_of_run(bundles["int8"], image_path, t)
+    floors = {q: floor_of(bundles[q], bandwidth) for q in QUANTS}
+    for q in QUANTS:
+        results[f"florence-edge {q}"]["floor_ms"] = floors[q]["ms"]
+    rss = {q: peak_rss_of_run(bundles[q], image_path, t) for q in QUANTS if q != "fp32"}
 
-    ours, hf, ort8 = results["florence-edge int8"], results["transformers fp32"], results["ONNX Runtime int8"]
-    lines = [f"| runtime | vision ms | text encoder ms | decoder ms/step | CAPTION e2e ms ({n} tokens, greedy) |",
-             "|---|---|---|---|---|"]
-    for name, res in results.items():
-        lines.append(f"| {name} | {res['vision']:.0f} | {res['encoder']:.0f} | {res['step']:.2f} | {res['e2e']:.0f} |")
-    lines.append(f"| transformers fp32, 3 beams | | | | {hf['e2e_beam3']:.0f} |")
-    ratios = [
-        ("vision vs transformers", hf["vision"] / ours["vision"], 3.5),
-        ("vision vs ONNX Runtime int8", ort8["vision"] / ours["vision"], 1.2),
-        ("decoder step vs ONNX Runtime int8", ort8["step"] / ours["step"], 1.0),
-        ("decoder step vs transformers", hf["step"] / ours["step"], 4.0),
-        ("decoder step vs bandwidth floor (lower is better)", ours["step"] / floor_ms, None),
-        ("CAPTION e2e vs transformers greedy", hf["e2e"] / ours["e2e"], 4.0),
-        ("CAPTION e2e vs transformers 3-beam", hf["e2e_beam3"] / ours["e2e"], 10.0),
-    ]
-    lines += ["", "| florence-edge int8 ratio | measured | target |", "|---|---|---|"]
-    for label, value, target in ratios:
-        goal = f">= {target}x" if target else "<= 1.3x"
-        lines.append(f"| {label} | {value:.2f}x | {goal} |")
-    lines += ["", f"CPU: {cpu_line()}. A decoder step reads {decoder_mb:.0f} MB of int8 weights and "
-              f"{inputs_mb:.0f} MB of inputs (cross-attention K/V, cache); read bandwidth with {t} threads over "
-              f"a buffer of at least 2 GB {bandwidth:.1f} GB/s; floor {floor_ms:.2f} ms/step. Peak RSS "
-              f"of a whole `run` on the int8 bundle: {rss:.0f} MB (target <= 450 MB). Threads {t}; peak RSS of "
-              f"this benchmark process {peak_rss_mb():.0f} MB."]
-    table = "\n".join(lines)
-    print(table)
+    print(report(results, floors, rss, bandwidth, args.size, n, t))
     chart(results, work / "latency.png")
     print(f"\nchart: {work / 'latency.png'}", file=sys.stderr)
     if args.json:
-        Path(args.json).write_text(json.dumps({"results": results, "bandwidth_gbs": bandwidth, "floor_ms": floor_ms,
-                                               "peak_rss_mb": rss}, indent=2))
+        Path(args.json).write_text(json.dumps({"size": args.size, "cpu": cpu_line(), "results": results,
+                                               "bandwidth_gbs": bandwidth, "floors": floors, "peak_rss_mb": rss},
+                                              indent=2))
     return 0
 
 

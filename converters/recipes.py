@@ -33,6 +33,11 @@ RECIPES = {
     "int8": {VISION: ("dynamic_wi8_afp32", VISION_INT8_OPS), ENCODER: ("dynamic_wi8_afp32", ALL_OPS),
              DECODER: ("dynamic_wi8_afp32", ALL_OPS)},
     "int8-weight-only": {role: ("weight_only_wi8_afp32", ALL_OPS) for role in (VISION, ENCODER, DECODER)},
+    # int4 weights in blocks of 32 (a float16 scale each; XNNPACK's qd8-f32-qb4w kernels) where every
+    # step reads every weight: the decoder, and the text encoder for its memory. The vision graph
+    # stays int8: it is compute-bound, and XNNPACK has no int4 convolution.
+    "int4": {VISION: ("dynamic_wi8_afp32", VISION_INT8_OPS), ENCODER: ("dynamic_wi4b32_afp32", ALL_OPS),
+             DECODER: ("dynamic_wi4b32_afp32", ALL_OPS)},
 }
 
 
@@ -55,37 +60,66 @@ def quantize_file(float_path: str, out_path: str, recipe: tuple[str, tuple[str, 
 
     name, ops = recipe
     (base,) = getattr(recipes, name)()
-    with _large_weights_by_slices():
+    with _large_weights_by_slices(), _no_zero_block_scales():
         qt = quantizer.Quantizer(float_path)
         qt.load_quantization_recipe([dict(base, operation=op) for op in ops])
         qt.quantize().export_model(out_path, overwrite=True)
 
 
 @contextlib.contextmanager
+def _patched(module, name: str, replacement):
+    original = getattr(module, name)
+    setattr(module, name, replacement(original))
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
+
+
+# The smallest normal float16: a block scale below it is stored as zero (or subnormal) in the file.
+_MIN_BLOCK_SCALE = float(np.finfo(np.float16).tiny)
+
+
+def _no_zero_block_scales():
+    """Block scales raised to the smallest normal float16. The quantizer floors a scale at 1e-9 and
+    then stores a block's scale as float16, where that is 0: every all-zero block of 32 weights (the
+    padding token's embedding row, tied to the lm_head) gets scale 0, which XNNPACK refuses to load.
+    Such a block quantizes to zeros whatever its scale; a nonzero block's scale changes only if its
+    largest weight is under 4e-4, whose values then round to within 3e-5. Channelwise (float32)
+    scales are left alone."""
+    from ai_edge_quantizer.algorithms.uniform_quantize import uniform_quantize_tensor as uqt
+
+    def raise_floor(original):
+        def scales(min_value, max_value, num_bits, symmetric, granularity, *args, **kwargs):
+            zero_point, scale = original(min_value, max_value, num_bits, symmetric, granularity, *args, **kwargs)
+            return zero_point, (np.maximum(scale, _MIN_BLOCK_SCALE) if uqt.is_blockwise(granularity) else scale)
+
+        return scales
+
+    return _patched(uqt, "tensor_zp_scale_from_min_max", raise_floor)
+
+
 def _large_weights_by_slices():
     """While quantizing, a weight of rank > 2 over QUANTIZER_CHUNK_BYTES is quantized in slices of its
     first axis, each through the quantizer's own (unchunked) path: the same arithmetic on every
     element, so the same int8 values it gives a smaller weight."""
     from ai_edge_quantizer.algorithms.uniform_quantize import uniform_quantize_tensor as uqt
 
-    original = uqt.uniform_quantize
+    def slicing(original):
+        def by_slices(tensor_data, params, is_blockwise_quant=False):
+            if tensor_data.ndim <= 2 or tensor_data.nbytes <= QUANTIZER_CHUNK_BYTES or is_blockwise_quant:
+                return original(tensor_data, params, is_blockwise_quant)
+            params = uqt.fix_quantization_params_rank(tensor_data, params)
+            rows = max(1, QUANTIZER_CHUNK_BYTES // tensor_data[0].nbytes)
+            per_row = np.shape(params.scale)[0] == len(tensor_data) > 1  # scales along the first axis
 
-    def by_slices(tensor_data, params, is_blockwise_quant=False):
-        if tensor_data.ndim <= 2 or tensor_data.nbytes <= QUANTIZER_CHUNK_BYTES or is_blockwise_quant:
-            return original(tensor_data, params, is_blockwise_quant)
-        params = uqt.fix_quantization_params_rank(tensor_data, params)
-        rows = max(1, QUANTIZER_CHUNK_BYTES // tensor_data[0].nbytes)
-        per_row = np.shape(params.scale)[0] == len(tensor_data) > 1  # scales along the first axis
+            def part(start):
+                rows_of = (lambda a: a[start:start + rows]) if per_row else (lambda a: a)
+                return original(tensor_data[start:start + rows], dataclasses.replace(
+                    params, scale=rows_of(params.scale), zero_point=rows_of(params.zero_point)))
 
-        def part(start):
-            rows_of = (lambda a: a[start:start + rows]) if per_row else (lambda a: a)
-            return original(tensor_data[start:start + rows], dataclasses.replace(
-                params, scale=rows_of(params.scale), zero_point=rows_of(params.zero_point)))
+            return np.concatenate([part(start) for start in range(0, len(tensor_data), rows)])
 
-        return np.concatenate([part(start) for start in range(0, len(tensor_data), rows)])
+        return by_slices
 
-    uqt.uniform_quantize = by_slices
-    try:
-        yield
-    finally:
-        uqt.uniform_quantize = original
+    return _patched(uqt, "uniform_quantize", slicing)

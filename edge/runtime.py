@@ -70,6 +70,8 @@ def _close_quietly() -> None:
 
 
 RUNTIMES = ("compiled", "interpreter")
+# Bundles whose activations are quantized at run time: tflite-runtime computes them as zeros.
+DYNAMIC_QUANTIZATIONS = ("int8", "int4")
 # An interpreter hands every subgraph of a file to XNNPACK at its first allocation, and each packs
 # its own copy of the weights (no weight cache on that path): the base decoder's 12 signatures took
 # 1.2 GB. A file with more signatures than this runs on the interpreter's built-in kernels instead.
@@ -182,9 +184,9 @@ def open_graph(path: Path, num_threads: int, quantization: str, weight_cache: Pa
         from ai_edge_litert.interpreter import Interpreter
 
         return InterpreterGraph(path, num_threads, Interpreter, builtin)
-    if quantization == "int8":
+    if quantization in DYNAMIC_QUANTIZATIONS:
         raise FlorenceEdgeError(
-            "this bundle is dynamic-int8, which tflite-runtime silently computes as zeros; "
+            f"this bundle is dynamic-range {quantization}, which tflite-runtime silently computes as zeros; "
             "install ai-edge-litert, or convert with --quant fp32"
         )
     print("florence-edge: ai-edge-litert not found, using tflite-runtime (slower, fp32/weight-only only)",
@@ -325,10 +327,13 @@ class CompiledGraph:
         if self not in _OPEN:
             return
         _OPEN.discard(self)
-        for buffer in self._buffers:
-            buffer.destroy()
-        self._buffers = []
-        self._model.close()
+        # Closing a model whose packed weights came from the cache file logs a warning about that file
+        # ("Cache file is stale"); the file stays valid, the next load maps it as before.
+        with quiet(f"closing {self._path}"):
+            for buffer in self._buffers:
+                buffer.destroy()
+            self._buffers = []
+            self._model.close()
 
     def signature(self, key: str, shapes: dict, share: dict | None = None) -> Signature:
         """Bind memory to every tensor of `key`; `shapes` is the manifest's entry for it.

@@ -1,4 +1,4 @@
-"""Session fixtures: one tiny random checkpoint and its fp32 and int8 bundles.
+"""Session fixtures: one tiny random checkpoint and its fp32, int8 and int4 bundles; the demo model's.
 
 Conversion is the slow part (~30 s a bundle), so each bundle is built once and
 shared; tests that alter a bundle copy it first.
@@ -51,6 +51,11 @@ def fp32_bundle(tmp_path_factory, tiny_checkpoint):
 @pytest.fixture(scope="session")
 def int8_bundle(tmp_path_factory, tiny_checkpoint):
     return _convert(tmp_path_factory, tiny_checkpoint, "int8")
+
+
+@pytest.fixture(scope="session")
+def int4_bundle(tmp_path_factory, tiny_checkpoint):
+    return _convert(tmp_path_factory, tiny_checkpoint, "int4")
 
 
 @pytest.fixture(scope="session")

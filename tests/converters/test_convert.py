@@ -47,6 +47,31 @@ def test_int8_files_hold_int8_weights_and_are_smaller_than_fp32(fp32_bundle, int
         assert _largest_weight_dtype(fp32_bundle[0] / name) == np.float32
 
 
+def _weight_types(path):
+    """The flatbuffer types of a file's 2-D constant tensors (the interpreter reports int4 as int8)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(path.read_bytes(), 0)
+    names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    return {names[t.Type()] for g in (model.Subgraphs(i) for i in range(model.SubgraphsLength()))
+            for t in (g.Tensors(j) for j in range(g.TensorsLength()))
+            if t.ShapeLength() == 2 and _has_data(model.Buffers(t.Buffer()))}
+
+
+def _has_data(buffer):
+    return buffer.DataLength() > 0 or buffer.Offset() > 1  # inline, or stored after the flatbuffer
+
+
+def test_int4_bundle_holds_int4_text_weights_and_agrees_with_generate(int8_bundle, int4_bundle):
+    out, manifest = int4_bundle
+    assert manifest["quantization"]["graphs"]["decoder"] == "dynamic_wi4b32_afp32"
+    assert manifest["parity"]["tokens"]["mean_agreement"] >= verify.INT8_MIN_AGREEMENT
+    for role in (mf.ENCODER, mf.DECODER):
+        assert "INT4" in _weight_types(out / f"{role}.tflite")
+        assert manifest["files"][f"{role}.tflite"]["bytes"] < int8_bundle[1]["files"][f"{role}.tflite"]["bytes"]
+    assert "INT4" not in _weight_types(out / "vision.tflite")  # XNNPACK has no int4 convolution
+
+
 def test_manifest_describes_the_bundle(fp32_bundle, tiny_source):
     path, manifest = fp32_bundle
     loaded = mf.load_manifest(path)

@@ -45,3 +45,39 @@ def test_small_and_2d_weights_take_the_quantizers_own_path(large_conv_weight):
     with recipes._large_weights_by_slices():
         ours = uqt.uniform_quantize(small, _per_channel(small))
     np.testing.assert_array_equal(ours, uqt.uniform_quantize(small, _per_channel(small)))
+
+
+def _block_scales(weight, granularity=qtyping.QuantGranularity.BLOCKWISE_32):
+    """Symmetric int4 scales per block of 32 along a row, as the quantizer computes them."""
+    blocks = weight.reshape(len(weight), -1, 32)
+    _, scale = uqt.tensor_zp_scale_from_min_max(blocks.min(-1), blocks.max(-1), 4, True, granularity)
+    return scale
+
+
+def _zero_row_weight():
+    # A tied lm_head / embedding: the padding token's row is all zeros.
+    weight = np.random.default_rng(0).standard_normal((8, 64)).astype(np.float32)
+    weight[1] = 0
+    return weight
+
+
+def test_the_quantizer_alone_gives_an_all_zero_block_scale_zero():
+    """Why recipes raises block scales (XNNPACK refuses to load a zero scale); drop it once this fails."""
+    assert (_block_scales(_zero_row_weight())[1] == 0).all()
+
+
+def test_block_scales_are_raised_to_the_smallest_float16_and_only_where_zero():
+    weight = _zero_row_weight()
+    plain = _block_scales(weight)
+    with recipes._no_zero_block_scales():
+        scale = _block_scales(weight)
+    assert (scale[1] == np.finfo(np.float16).tiny).all()
+    np.testing.assert_array_equal(np.delete(scale, 1, axis=0), np.delete(plain, 1, axis=0))
+    assert uqt.tensor_zp_scale_from_min_max.__name__ == "tensor_zp_scale_from_min_max"  # restored
+
+
+def test_channelwise_scales_are_left_alone():
+    weight = _zero_row_weight() * 1e-6  # every channel's scale far under float16's smallest normal
+    with recipes._no_zero_block_scales():
+        scale = _block_scales(weight, qtyping.QuantGranularity.CHANNELWISE)
+    assert 0 < scale.max() < np.finfo(np.float16).tiny
