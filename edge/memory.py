@@ -62,13 +62,15 @@ def peak_rss_mb() -> float:
 
 def measure_bundle(bundle) -> dict:
     """Peak RSS of a fresh process that loads `bundle` and answers MEASURED_TASK, on each runtime path
-    this machine can take (the boards differ: a Pi 3/4 takes the interpreter, which keeps its own
-    copy of the weights): first with an empty weight cache (a device's first start packs the
+    this machine can take and the bundle runs on (the boards differ: a Pi 3/4 takes the interpreter,
+    which keeps its own copy of the weights): first with an empty weight cache (a device's first start packs the
     weights, and needs more), then with the cache written (every later start). The manifest's
     `measured` entry; figures by path."""
-    from edge.runtime import RUNTIMES, compiled_runtime_blockers
+    from edge.manifest import load_manifest
+    from edge.runtime import compiled_runtime_blockers, runtimes_for
 
-    paths = [p for p in RUNTIMES if p != "compiled" or not compiled_runtime_blockers()[0]]
+    quantization = load_manifest(bundle).quantization
+    paths = [p for p in runtimes_for(quantization) if p != "compiled" or not compiled_runtime_blockers()[0]]
     peak, first_start, low = {}, {}, {}
     for path in paths:
         with tempfile.TemporaryDirectory(prefix="florence-edge-measure-") as cache:

@@ -73,7 +73,7 @@ class Florence2:
         m = self.manifest
         verify_bundle(m, cache_folder())  # before LiteRT parses a byte of it
         threads = num_threads or usable_cpus()
-        self.runtime = select_runtime(runtime)
+        self.runtime = select_runtime(runtime, m.quantization)
         cached = weight_cache and self.runtime == "compiled"
         self.low_memory = low_memory
         self._threads, self._cached = threads, cached

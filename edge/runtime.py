@@ -72,6 +72,10 @@ def _close_quietly() -> None:
 RUNTIMES = ("compiled", "interpreter")
 # Bundles whose activations are quantized at run time: tflite-runtime computes them as zeros.
 DYNAMIC_QUANTIZATIONS = ("int8", "int4")
+# Bundles only XNNPACK runs at speed. The interpreter path runs the decoder on the built-in kernels
+# (see _XNNPACK_MAX_SIGNATURES), whose int4 fully-connected is a reference loop: base int4's decoder
+# step took 290 ms there (8 ms for int8), its text encoder 532 ms (126).
+COMPILED_ONLY = ("int4",)
 # An interpreter hands every subgraph of a file to XNNPACK at its first allocation, and each packs
 # its own copy of the weights (no weight cache on that path): the base decoder's 12 signatures took
 # 1.2 GB. A file with more signatures than this runs on the interpreter's built-in kernels instead.
@@ -123,13 +127,35 @@ def compiled_runtime_blockers() -> tuple[str, str]:
     return "", ""
 
 
-def select_runtime(requested: str | None = None) -> str:
+def select_runtime(requested: str | None = None, quantization: str | None = None) -> str:
     """'compiled' (LiteRT CompiledModel), 'interpreter' (LiteRT Interpreter) or 'tflite-runtime'.
 
     `requested` (else $FLORENCE_EDGE_RUNTIME, else 'auto'): 'auto' takes the compiled path wherever the
     CPU can load it, the interpreter on cores older than its plugin (Pi 3, Pi 4, Zero 2 W, CM4).
+    `quantization` (a bundle's): refused on a path that cannot run it at a usable speed.
     """
-    requested = requested or os.environ.get("FLORENCE_EDGE_RUNTIME") or "auto"
+    path = _path_for(requested or os.environ.get("FLORENCE_EDGE_RUNTIME") or "auto")
+    if quantization in COMPILED_ONLY and path != "compiled":
+        raise FlorenceEdgeError(f"this bundle's {quantization} weights need the compiled runtime, and "
+                                f"{_why_not(path)}; "
+                                "the other paths' kernels run them about 35x slower: convert with --quant int8")
+    return path
+
+
+def _why_not(path: str) -> str:
+    """Why `path` was taken instead of the compiled one."""
+    if path == "tflite-runtime":
+        return "ai-edge-litert is not installed"
+    lib, lacking = compiled_runtime_blockers()
+    return f"this CPU takes the interpreter ({lib} needs {lacking})" if lib else "the interpreter was asked for"
+
+
+def runtimes_for(quantization: str) -> tuple[str, ...]:
+    """The paths of RUNTIMES a bundle of `quantization` runs on."""
+    return ("compiled",) if quantization in COMPILED_ONLY else RUNTIMES
+
+
+def _path_for(requested: str) -> str:
     if requested not in ("auto", *RUNTIMES):
         raise FlorenceEdgeError(f"unknown runtime {requested!r} (choose auto, {', '.join(RUNTIMES)})")
     if runtime_name() == "tflite-runtime":
@@ -320,12 +346,14 @@ class CompiledGraph:
         except (ValueError, RuntimeError) as exc:
             raise _cannot_load(path, exc) from None
         self._buffers: list = []
+        self._closed = False
         _OPEN.add(self)
 
     def close(self) -> None:
         """Free the native model and buffers now (signatures of this graph stop working); idempotent."""
-        if self not in _OPEN:
+        if self._closed:
             return
+        self._closed = True
         _OPEN.discard(self)
         # Closing a model whose packed weights came from the cache file logs a warning about that file
         # ("Cache file is stale"); the file stays valid, the next load maps it as before.

@@ -94,7 +94,8 @@ def main(args: argparse.Namespace) -> int:
         check_binding(address[0], token)
     notifier = Notifier.from_environment()
     notifier.send(STATUS=f"loading {settings.model}")
-    check_fits(load_manifest(settings.model), select_runtime(settings.runtime), settings.memory_max_mb,
+    manifest = load_manifest(settings.model)
+    check_fits(manifest, select_runtime(settings.runtime, manifest.quantization), settings.memory_max_mb,
                f"allowed by memory_max_mb ({settings.origins['memory_max_mb']})", low_memory=settings.low_memory)
     model = Florence2(settings.model, num_threads=settings.threads, runtime=settings.runtime,
                       low_memory=settings.low_memory)

@@ -95,7 +95,7 @@ def plan(args: argparse.Namespace) -> list[Planned]:
     _check_visible(executable, "the florence-edge program")
     _check_visible(Path(settings.model), "the bundle")
     manifest = load_manifest(settings.model)
-    check_fits(manifest, select_runtime(settings.runtime), settings.memory_max_mb,
+    check_fits(manifest, select_runtime(settings.runtime, manifest.quantization), settings.memory_max_mb,
                "allowed by the profile's memory_max_mb", machine=False, low_memory=settings.low_memory)
     folder = Path("/etc/florence-edge")
     config_path = folder / (f"{args.instance}.toml" if args.instance else "config.toml")

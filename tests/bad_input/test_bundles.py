@@ -163,3 +163,14 @@ def test_an_unknown_format_version_says_to_convert_again(demo_copy):
 def test_a_bundle_argument_of_the_wrong_type(bundle):
     with pytest.raises(FlorenceEdgeError, match="a bundle is a directory path"):
         Florence2(bundle)
+
+
+def test_an_int4_bundle_on_the_interpreter_is_one_line_on_run_and_live(int4_bundle):
+    bundle = str(int4_bundle[0])
+    said = "int4 weights need the compiled runtime"
+    ends_cleanly(cli("run", "-m", bundle, "-i", SAMPLE, "-t", "CAPTION", "--runtime", "interpreter"), 2, said, "run")
+    ends_cleanly(cli("live", "-m", bundle, "--source", "scenes", "-t", "CAPTION", "--frames", "1", "--runtime",
+                     "interpreter"), 2, said,
+                 "live")
+    with pytest.raises(FlorenceEdgeError, match=said):
+        Florence2(bundle, runtime="interpreter")

@@ -65,6 +65,19 @@ def test_an_armv8_0_core_takes_the_interpreter_and_refuses_the_compiled_path(hos
         runtime.select_runtime()
 
 
+def test_an_int4_bundle_is_refused_off_the_compiled_path_saying_why(host, monkeypatch):
+    monkeypatch.delenv("FLORENCE_EDGE_RUNTIME", raising=False)
+    assert runtime.select_runtime(None, "int4") == "compiled"
+    assert runtime.runtimes_for("int4") == ("compiled",) and runtime.runtimes_for("int8") == runtime.RUNTIMES
+    with pytest.raises(runtime.FlorenceEdgeError, match="need the compiled runtime, and the interpreter was asked for"):
+        runtime.select_runtime("interpreter", "int4")
+    host({"fp", "asimd", "crc32", "cpuid", "sse", "sse2"})
+    refused = r"this CPU takes the interpreter \(libLiteRt.* needs .*--quant int8"
+    with pytest.raises(runtime.FlorenceEdgeError, match=refused):
+        runtime.select_runtime(None, "int4")
+    assert runtime.select_runtime(None, "int8") == "interpreter"
+
+
 def test_a_cpu_that_says_nothing_keeps_the_compiled_path(host):
     host(())
     assert runtime.compiled_runtime_blockers() == ("", "")
