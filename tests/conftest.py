@@ -98,6 +98,11 @@ def demo_int8_bundle(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def demo_int4_bundle(tmp_path_factory):
+    return _convert_demo(tmp_path_factory, "int4")
+
+
+@pytest.fixture(scope="session")
 def vocab(tiny_source, fp32_bundle):
     from edge.text import TextCodec
 

@@ -119,6 +119,18 @@ def test_the_compiled_runtime_is_refused_on_armv8_0_in_one_line(cpu, sysroot, de
     assert "libLiteRtWebGpuAccelerator.so" in proc.stderr and "lse" in proc.stderr
 
 
+def test_int4_gives_the_results_of_x86_on_the_a76_and_is_refused_on_the_a72(sysroot, demo_int4_bundle, tmp_path):
+    """XNNPACK's int4 kernels differ by CPU (NEON dot product on the A76, AVX-512 here); the A72 takes
+    the interpreter, which refuses int4."""
+    bundle = demo_int4_bundle[0]
+    got = _emulated_cases(sysroot, "cortex-a76", bundle, "1", tmp_path / "a76")
+    assert got["runtime"] == "compiled"
+    assert got["results"] == _x86_cases(bundle, "1")["results"]
+    proc = emulate(sysroot, "cortex-a72", _cli(bundle), tmp_path / "a72")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().count("\n") == 0 and "int4 weights need the compiled runtime" in proc.stderr
+
+
 def test_a_native_crash_shows_its_last_words_and_the_file(sysroot, demo_int8_bundle, tmp_path):
     """What the A72 did before the runtime chose by CPU: its accelerator plugin aborts the process."""
     graph = demo_int8_bundle[0] / "vision.tflite"
