@@ -1,7 +1,7 @@
 """Quantization recipes, by name, for every graph of a bundle.
 
-A recipe maps each graph role to an ai-edge-quantizer recipe and the op types it
-applies to (or None: keep fp32). The fp32 graphs are converted once; every quantized
+A recipe maps each graph role to its parts, each an ai-edge-quantizer recipe and the op
+types it applies to (or None: keep fp32). The fp32 graphs are converted once; every quantized
 bundle is derived from them, so recipes can be compared on exactly the same float graphs.
 """
 
@@ -21,31 +21,35 @@ ALL_OPS = ("*",)
 # Florence-2-large's last patch embedding (2048 x 3 x 3 x 1024, 75 MB) is one; base has none.
 # Splitting that convolution in the export does not help: the converter fuses the parts back.
 QUANTIZER_CHUNK_BYTES = 32 * 1024 * 1024
+
+INT8 = "dynamic_wi8_afp32"
+INT4 = "dynamic_wi4b32_afp32"
 # Depthwise convolutions stay fp32: XNNPACK has no dynamic-int8 depthwise kernel, and
 # int8 ones cost base's vision graph 290 of 826 ms per image for 0.4 MB of weights.
-VISION_INT8_OPS = ("FULLY_CONNECTED", "CONV_2D")
+VISION_INT8 = ((INT8, ("FULLY_CONNECTED", "CONV_2D")),)
 
 # Dynamic-range int8 (int8 channelwise weights, activations quantized at run time) is
 # the recipe that pays on XNNPACK: weight-only int8 is dequantized to fp32 at load,
 # full-integer int8 loses accuracy badly, per-tensor int8 on convolutions gives NaN.
+# int4 is in blocks of 32 weights with a float16 scale each (XNNPACK's qd8-f32-qb4w kernels):
+# "int4" where every decoder step reads every weight (the decoder, and the text encoder for its
+# memory); "int4-vision" also the vision graph's fully-connected layers, the smallest bundle, for
+# low-memory boards: its vision graph runs slower (compute-bound, int4 unpacked per block) and
+# XNNPACK has no int4 convolution, so those stay int8.
 RECIPES = {
     "fp32": {VISION: None, ENCODER: None, DECODER: None},
-    "int8": {VISION: ("dynamic_wi8_afp32", VISION_INT8_OPS), ENCODER: ("dynamic_wi8_afp32", ALL_OPS),
-             DECODER: ("dynamic_wi8_afp32", ALL_OPS)},
-    "int8-weight-only": {role: ("weight_only_wi8_afp32", ALL_OPS) for role in (VISION, ENCODER, DECODER)},
-    # int4 weights in blocks of 32 (a float16 scale each; XNNPACK's qd8-f32-qb4w kernels) where every
-    # step reads every weight: the decoder, and the text encoder for its memory. The vision graph
-    # stays int8: it is compute-bound, and XNNPACK has no int4 convolution.
-    "int4": {VISION: ("dynamic_wi8_afp32", VISION_INT8_OPS), ENCODER: ("dynamic_wi4b32_afp32", ALL_OPS),
-             DECODER: ("dynamic_wi4b32_afp32", ALL_OPS)},
+    "int8": {VISION: VISION_INT8, ENCODER: ((INT8, ALL_OPS),), DECODER: ((INT8, ALL_OPS),)},
+    "int8-weight-only": {role: (("weight_only_wi8_afp32", ALL_OPS),) for role in (VISION, ENCODER, DECODER)},
+    "int4": {VISION: VISION_INT8, ENCODER: ((INT4, ALL_OPS),), DECODER: ((INT4, ALL_OPS),)},
+    "int4-vision": {VISION: ((INT8, ("CONV_2D",)), (INT4, ("FULLY_CONNECTED",))), ENCODER: ((INT4, ALL_OPS),),
+                    DECODER: ((INT4, ALL_OPS),)},
 }
 
 
-def _name(recipe) -> str:
-    if recipe is None:
+def _name(parts) -> str:
+    if parts is None:
         return "fp32"
-    name, ops = recipe
-    return name if ops == ALL_OPS else f"{name} on {', '.join(ops)}"
+    return "; ".join(name if ops == ALL_OPS else f"{name} on {', '.join(ops)}" for name, ops in parts)
 
 
 def describe(name: str) -> dict:
@@ -53,16 +57,18 @@ def describe(name: str) -> dict:
     return {"name": name, "graphs": {role: _name(r) for role, r in RECIPES[name].items()}}
 
 
-def quantize_file(float_path: str, out_path: str, recipe: tuple[str, tuple[str, ...]]) -> None:
-    """Write `float_path` quantized by `recipe` (an ai-edge-quantizer recipe name and op types) to `out_path`."""
+def quantize_file(float_path: str, out_path: str, parts) -> None:
+    """Write `float_path` quantized by `parts` ((ai-edge-quantizer recipe name, op types), ...) to `out_path`."""
     from ai_edge_quantizer import quantizer
     from ai_edge_quantizer import recipe as recipes
 
-    name, ops = recipe
-    (base,) = getattr(recipes, name)()
+    entries = []
+    for name, ops in parts:
+        (base,) = getattr(recipes, name)()
+        entries += [dict(base, operation=op) for op in ops]
     with _large_weights_by_slices(), _no_zero_block_scales():
         qt = quantizer.Quantizer(float_path)
-        qt.load_quantization_recipe([dict(base, operation=op) for op in ops])
+        qt.load_quantization_recipe(entries)
         qt.quantize().export_model(out_path, overwrite=True)
 
 

@@ -71,11 +71,11 @@ def _close_quietly() -> None:
 
 RUNTIMES = ("compiled", "interpreter")
 # Bundles whose activations are quantized at run time: tflite-runtime computes them as zeros.
-DYNAMIC_QUANTIZATIONS = ("int8", "int4")
+DYNAMIC_QUANTIZATIONS = ("int8", "int4", "int4-vision")
 # Bundles only XNNPACK runs at speed. The interpreter path runs the decoder on the built-in kernels
 # (see _XNNPACK_MAX_SIGNATURES), whose int4 fully-connected is a reference loop: base int4's decoder
 # step took 290 ms there (8 ms for int8), its text encoder 532 ms (126).
-COMPILED_ONLY = ("int4",)
+COMPILED_ONLY = ("int4", "int4-vision")
 # An interpreter hands every subgraph of a file to XNNPACK at its first allocation, and each packs
 # its own copy of the weights (no weight cache on that path): the base decoder's 12 signatures took
 # 1.2 GB. A file with more signatures than this runs on the interpreter's built-in kernels instead.

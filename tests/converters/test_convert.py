@@ -48,14 +48,14 @@ def test_int8_files_hold_int8_weights_and_are_smaller_than_fp32(fp32_bundle, int
 
 
 def _weight_types(path):
-    """The flatbuffer types of a file's 2-D constant tensors (the interpreter reports int4 as int8)."""
+    """The flatbuffer types of a file's weights, constants of rank 2 or more (the interpreter reports int4 as int8)."""
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.Model.GetRootAs(path.read_bytes(), 0)
     names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
     return {names[t.Type()] for g in (model.Subgraphs(i) for i in range(model.SubgraphsLength()))
             for t in (g.Tensors(j) for j in range(g.TensorsLength()))
-            if t.ShapeLength() == 2 and _has_data(model.Buffers(t.Buffer()))}
+            if t.ShapeLength() >= 2 and _has_data(model.Buffers(t.Buffer()))}
 
 
 def _has_data(buffer):
@@ -70,6 +70,21 @@ def test_int4_bundle_holds_int4_text_weights_and_agrees_with_generate(int8_bundl
         assert "INT4" in _weight_types(out / f"{role}.tflite")
         assert manifest["files"][f"{role}.tflite"]["bytes"] < int8_bundle[1]["files"][f"{role}.tflite"]["bytes"]
     assert "INT4" not in _weight_types(out / "vision.tflite")  # XNNPACK has no int4 convolution
+
+
+def test_int4_vision_makes_the_vision_graphs_fully_connected_layers_int4_and_keeps_convolutions_int8(
+        demo_fp32_bundle, tmp_path):
+    """On the demo model: blocks of 32 need every layer's input size a multiple of 32, which the tiny one's
+    vision tower (16 channels) is not; base and large are."""
+    from converters import recipes
+
+    fp32 = demo_fp32_bundle[0] / "vision.tflite"
+    out = tmp_path / "vision.tflite"
+    recipes.quantize_file(str(fp32), str(out), recipes.RECIPES["int4-vision"]["vision"])
+    assert {"INT4", "INT8"} <= _weight_types(out)  # the fully-connected layers' and the convolutions'
+    assert "INT4" not in _weight_types(fp32)
+    assert recipes.describe("int4-vision")["graphs"]["vision"] == \
+        "dynamic_wi8_afp32 on CONV_2D; dynamic_wi4b32_afp32 on FULLY_CONNECTED"
 
 
 def test_manifest_describes_the_bundle(fp32_bundle, tiny_source):
