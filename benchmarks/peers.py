@@ -15,10 +15,10 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import statistics
 import subprocess
 import sys
-import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -118,16 +118,16 @@ def cpu_line() -> str:
     return f"{cpu.name()} ({cpu.machine()}; {', '.join(have) or 'features not reported'})"
 
 
-QUANTS = ("int8", "int4", "fp32")
+QUANTS = ("int8", "int4", "int4-vision", "fp32")
 
 
-def prepare(work: Path, size: str) -> tuple[Path, dict[str, Path]]:
+def prepare(work: Path, size: str, quants) -> tuple[Path, dict[str, Path]]:
     ckpt = work / f"{size}-checkpoint"
     if not (ckpt / "config.json").exists():
         print(f"[peers] writing {size}-sized checkpoint", file=sys.stderr)
         write_test_checkpoint(ckpt, size, seed=0)
     bundles = {}
-    for quant in QUANTS:
+    for quant in quants:
         bundles[quant] = work / f"florence-edge-{quant}"
         if not _current(bundles[quant]):
             print(f"[peers] converting ({quant})", file=sys.stderr)
@@ -191,17 +191,17 @@ def measure_ours(bundle: Path, image, threads, new_tokens, reps) -> dict:
 
 
 def peak_rss_of_run(bundle: Path, image_path: Path, threads: int) -> float:
-    """Peak RSS (MB) of a fresh process doing a whole `run` (load, vision, encoder, 3-beam decode)."""
-    code = textwrap.dedent(f"""
-        from edge import Florence2
-        from edge.memory import peak_rss_mb
-        m = Florence2({str(bundle)!r}, num_threads={threads})
-        m.run({str(image_path)!r}, "<CAPTION>", max_new_tokens=64)
-        print(peak_rss_mb())
-    """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[1])
-    return float(out.stdout.strip().splitlines()[-1])
+    """Peak RSS (MB) of `florence-edge run` as a user runs it (a fresh process: load, vision, text
+    encoder, greedy CAPTION of 20 tokens)."""
+    command = [sys.executable, "-m", "edge.cli", "run", "-m", str(bundle), "-i", str(image_path), "-t", "CAPTION",
+               "--max-new-tokens", "20", "--threads", str(threads)]
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             cwd=Path(__file__).resolve().parents[1])
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise SystemExit(f"peers: florence-edge run on {bundle} failed ({child.returncode})")
+    return usage.ru_maxrss / 1024
 
 
 def chart(results: dict, path: Path) -> None:
@@ -226,8 +226,8 @@ def chart(results: dict, path: Path) -> None:
 
 
 def floor_of(bundle: Path, bandwidth: float) -> dict:
-    """What one decoder step (b1, smallest cache and prompt buckets) must read, and the ms that takes
-    at `bandwidth` GB/s."""
+    """What one decoder step of a quantized bundle (b1, smallest cache and prompt buckets) must read,
+    and the ms that takes at `bandwidth` GB/s."""
     manifest = load_manifest(bundle)
     signature = decode_signature_name(1, manifest.decoder_buckets()[0][1], manifest.prompt_lens[0])
     weights_mb = decoder_weight_bytes(bundle / "decoder.tflite", signature) / 1e6
@@ -254,7 +254,7 @@ def report(results: dict, floors: dict, rss: dict, bandwidth: float, size: str, 
     for name, res in results.items():
         lines.append(f"| {name} | {res['vision']:.0f} | {res['encoder']:.0f} | {res['step']:.2f} | {res['e2e']:.0f} |")
     lines.append(f"| transformers fp32, 3 beams | | | | {results['transformers fp32']['e2e_beam3']:.0f} |")
-    quantized = [q for q in floors if q != "fp32"]
+    quantized = list(floors)
     lines += ["", "| florence-edge ratio | " + " | ".join(quantized) + " | target |",
               "|---|" + "---|" * len(quantized) + "---|"]
     for label, ratio, target in RATIOS:
@@ -278,15 +278,20 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--new-tokens", type=int, default=20)
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--quants", default=",".join(QUANTS),
+                        help="florence-edge recipes to convert and measure (int8 among them)")
     parser.add_argument("--json", help="also write the raw figures here")
     args = parser.parse_args(argv)
+    quants = args.quants.split(",")
+    if "int8" not in quants or not set(quants) <= set(QUANTS):
+        parser.error(f"--quants: some of {', '.join(QUANTS)}, int8 among them")
     missing = [name for name in ("onnx", "onnxruntime", "matplotlib") if importlib.util.find_spec(name) is None]
     if missing:  # say so now, not after twenty minutes of converting and measuring
         print(f"peers: missing {', '.join(missing)}: pip install {' '.join(missing)}", file=sys.stderr)
         return 2
     work = Path(args.work) / args.size
     work.mkdir(parents=True, exist_ok=True)
-    ckpt, bundles = prepare(work, args.size)
+    ckpt, bundles = prepare(work, args.size, quants)
     source = load_source(str(ckpt))
     manifest = load_manifest(bundles["int8"])
     dims = graphs.Dims.from_model(source.model, source.image_size[0], source.image_tokens,
@@ -300,7 +305,7 @@ def main(argv=None) -> int:
         "<s>" + source.processor.task_prompts_without_inputs[TASK] + "</s>", add_special_tokens=False)])
     n, r, t = args.new_tokens, args.reps, args.threads
     # Greedy with generate()'s processors; one spare step so the forced EOS never lands inside the run.
-    settings = Florence2(bundles["fp32"], num_threads=t).settings(num_beams=1, max_new_tokens=n + 1)
+    settings = Florence2(bundles["int8"], num_threads=t).settings(num_beams=1, max_new_tokens=n + 1)
 
     onnx_dir = work / "onnx"
     if not (onnx_dir / "fp32" / "decoder.onnx").exists():
@@ -318,16 +323,17 @@ def main(argv=None) -> int:
     for q in ("fp32", "int8"):
         print(f"[peers] onnxruntime {q}", file=sys.stderr)
         results[f"ONNX Runtime {q}"] = measure_ort(onnx[q], dims, pixels, prompt_ids, settings, t, n, r)
-    for q in QUANTS:
+    for q in quants:
         print(f"[peers] florence-edge {q}", file=sys.stderr)
         results[f"florence-edge {q}"] = measure_ours(bundles[q], image, t, n, r)
     for res in results.values():
         res["decode"] = res["step"] * n
     bandwidth = read_bandwidth_gbs(t)
-    floors = {q: floor_of(bundles[q], bandwidth) for q in QUANTS}
-    for q in QUANTS:
+    quantized = [q for q in quants if q != "fp32"]
+    floors = {q: floor_of(bundles[q], bandwidth) for q in quantized}
+    for q in quantized:
         results[f"florence-edge {q}"]["floor_ms"] = floors[q]["ms"]
-    rss = {q: peak_rss_of_run(bundles[q], image_path, t) for q in QUANTS if q != "fp32"}
+    rss = {q: peak_rss_of_run(bundles[q], image_path, t) for q in quantized}
 
     print(report(results, floors, rss, bandwidth, args.size, n, t))
     chart(results, work / "latency.png")

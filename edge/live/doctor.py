@@ -89,7 +89,10 @@ def suggest_profile(model: str, ram_mb: float | None) -> tuple[str | None, str]:
 def bundle_fit(bundle: str) -> dict:
     """Does `bundle` fit in the memory this machine has left, on the runtime path it would take?"""
     manifest = load_manifest(bundle)
-    path = runtime.select_runtime()
+    try:
+        path = runtime.select_runtime(None, manifest.quantization)
+    except FlorenceEdgeError as exc:  # an int4 bundle on a path that cannot run it
+        return {"bundle": bundle, "path": None, "need_mb": None, "fits": False, "why": str(exc)}
     need = memory.bundle_need(manifest, path)
     fit = {"bundle": bundle, "path": path, "need_mb": need}
     if need is None:

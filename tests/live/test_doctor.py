@@ -61,3 +61,11 @@ def test_a_bundle_that_does_not_fit_is_said_so(demo_copy):
 def test_a_damaged_bundle_is_one_line(tmp_path):
     (tmp_path / "manifest.json").write_text("{")
     ends_cleanly(cli("doctor", "-m", tmp_path), 2, "manifest", "doctor")
+
+
+def test_an_int4_bundle_on_the_interpreter_path_does_not_fit(demo_int4_bundle, monkeypatch):
+    monkeypatch.setenv("FLORENCE_EDGE_RUNTIME", "interpreter")
+    fit = doctor.bundle_fit(str(demo_int4_bundle[0]))
+    assert fit["fits"] is False and "int4 weights need the compiled runtime" in fit["why"]
+    monkeypatch.delenv("FLORENCE_EDGE_RUNTIME")
+    assert doctor.bundle_fit(str(demo_int4_bundle[0]))["fits"] is True
