@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -192,16 +191,17 @@ def measure_ours(bundle: Path, image, threads, new_tokens, reps) -> dict:
 
 def peak_rss_of_run(bundle: Path, image_path: Path, threads: int) -> float:
     """Peak RSS (MB) of `florence-edge run` as a user runs it (a fresh process: load, vision, text
-    encoder, greedy CAPTION of 20 tokens)."""
-    command = [sys.executable, "-m", "edge.cli", "run", "-m", str(bundle), "-i", str(image_path), "-t", "CAPTION",
-               "--max-new-tokens", "20", "--threads", str(threads)]
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             cwd=Path(__file__).resolve().parents[1])
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode:
-        raise SystemExit(f"peers: florence-edge run on {bundle} failed ({child.returncode})")
-    return usage.ru_maxrss / 1024
+    encoder, greedy CAPTION of 20 tokens). The child reports its own VmHWM: the rusage a parent gets
+    counts the memory the child had when it was forked from this (large) process."""
+    argv = ["run", "-m", str(bundle), "-i", str(image_path), "-t", "CAPTION", "--max-new-tokens", "20",
+            "--threads", str(threads)]
+    code = ("import sys; from edge.cli import main; from edge.memory import peak_rss_mb; "
+            f"code = main({argv!r}); print(peak_rss_mb(), file=sys.stderr); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    if done.returncode:
+        raise SystemExit(f"peers: florence-edge run on {bundle} failed: {done.stderr.strip()[-300:]}")
+    return float(done.stderr.strip().splitlines()[-1])
 
 
 def chart(results: dict, path: Path) -> None:
