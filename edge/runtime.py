@@ -32,6 +32,7 @@ import numpy as np
 
 from edge import cpu
 from edge.errors import FlorenceEdgeError
+from edge.memory import drop_file_pages
 from edge.quiet import quiet
 
 # xnnpack_flags replaces the delegate's defaults (QS8 | QU8, 0x3) rather than adding to them, so they
@@ -345,6 +346,7 @@ class CompiledGraph:
                                                       options=Options(cpu_options=cpu_options))
         except (ValueError, RuntimeError) as exc:
             raise _cannot_load(path, exc) from None
+        drop_file_pages(path)  # its weights are packed (or mapped from the weight cache) by now
         self._buffers: list = []
         self._closed = False
         _OPEN.add(self)
@@ -443,6 +445,8 @@ class InterpreterGraph:
         sub = wrapper.GetSubgraphIndexFromSignature(key)
         with quiet(f"preparing {key} of {self._path}"):  # the first allocation applies XNNPACK, which logs
             wrapper.AllocateTensors(sub)
+        if self.kernels == "xnnpack":  # packed now; built-in kernels read the weights from the file every run
+            drop_file_pages(self._path)
         views = {side: {n: _view(wrapper.tensor(wrapper, i, sub), n, shapes[side]) for n, i in defs[key][side].items()}
                  for side in ("inputs", "outputs")}
         return Signature(key, views["inputs"], views["outputs"], _guarded(self._path, key, lambda: wrapper.Invoke(sub)),
