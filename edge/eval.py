@@ -109,7 +109,6 @@ def main(args: argparse.Namespace) -> int:
         raise FlorenceEdgeError("--scenes must be at least 1")
     model = Florence2(args.model, num_threads=args.threads)
     result = evaluate(model, args.scenes, args.seed, args.beams, progress)
-    model.close()  # now, quietly: a model left to the garbage collector logs from its destructor
     print(file=sys.stderr)
     print(json.dumps(result) if args.json else format_metrics(result))
     return 0

@@ -132,11 +132,11 @@ class Florence2:
             self._vision = None
         if mf.ENCODER in roles or mf.DECODER in roles:
             self._encoders, self._decoders = {}, {}
-        for role in roles:
-            graph = self._graphs.pop(role, None)
-            if graph is not None:
-                graph.close()
-        give_back_freed_memory()
+        closing = [self._graphs.pop(role) for role in roles if role in self._graphs]
+        for graph in closing:
+            graph.close()
+        if closing:  # low-memory mode asks every frame, mostly with nothing open to free
+            give_back_freed_memory()
 
     def _graph(self, role: str):
         if role not in self._graphs:

@@ -194,10 +194,12 @@ def cache_folder() -> Path | None:
 def weight_cache_file(sha256: str) -> Path | None:
     """Where a graph's packed weights are kept, in `cache_folder()`; None (pack in memory) without one.
 
-    Named by the graph file's checksum, so a changed graph never meets an old cache.
+    Named by the graph file's checksum and the XNNPACK flags it is packed under, so a changed graph or
+    flag set never meets an old cache: LiteRT takes a cache packed under other flags as stale, says so
+    ("Cache file is stale") whenever the model is freed, and never writes it again.
     """
     folder = cache_folder()
-    return folder / f"{sha256[:32]}.xnnpack" if folder else None
+    return folder / f"{sha256[:32]}-x{_XNNPACK_FLAGS:02x}.xnnpack" if folder else None
 
 
 def open_graph(path: Path, num_threads: int, quantization: str, weight_cache: Path | None = None,
@@ -348,22 +350,17 @@ class CompiledGraph:
             raise _cannot_load(path, exc) from None
         drop_file_pages(path)  # its weights are packed (or mapped from the weight cache) by now
         self._buffers: list = []
-        self._closed = False
         _OPEN.add(self)
 
     def close(self) -> None:
         """Free the native model and buffers now (signatures of this graph stop working); idempotent."""
-        if self._closed:
+        if self not in _OPEN:
             return
-        self._closed = True
         _OPEN.discard(self)
-        # Closing a model whose packed weights came from the cache file logs a warning about that file
-        # ("Cache file is stale"); the file stays valid, the next load maps it as before.
-        with quiet(f"closing {self._path}"):
-            for buffer in self._buffers:
-                buffer.destroy()
-            self._buffers = []
-            self._model.close()
+        for buffer in self._buffers:
+            buffer.destroy()
+        self._buffers = []
+        self._model.close()
 
     def signature(self, key: str, shapes: dict, share: dict | None = None) -> Signature:
         """Bind memory to every tensor of `key`; `shapes` is the manifest's entry for it.

@@ -1,10 +1,14 @@
 """The runtime layer: compiled models and the interpreter fallback agree, views are zero-copy,
 packed weights are cached by checksum."""
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from edge import manifest as mf
+from edge import runtime
 from edge.errors import FlorenceEdgeError
 from edge.runtime import CompiledGraph, DeviceTensor, open_graph, weight_cache_file
 
@@ -69,7 +73,9 @@ def test_a_manifest_shape_that_does_not_fit_the_graph_is_named(fp32_bundle):
 def test_weight_cache_is_named_by_checksum_and_skipped_when_unwritable(tmp_path, monkeypatch):
     monkeypatch.setenv("FLORENCE_EDGE_CACHE", str(tmp_path / "cache"))
     path = weight_cache_file("ab" * 32)
-    assert path == tmp_path / "cache" / f"{'ab' * 16}.xnnpack"
+    assert path == tmp_path / "cache" / f"{'ab' * 16}-x{runtime._XNNPACK_FLAGS:02x}.xnnpack"
+    monkeypatch.setattr(runtime, "_XNNPACK_FLAGS", 0x3)
+    assert weight_cache_file("ab" * 32) == tmp_path / "cache" / f"{'ab' * 16}-x03.xnnpack"
     blocker = tmp_path / "file"
     blocker.write_text("")
     monkeypatch.setenv("FLORENCE_EDGE_CACHE", str(blocker / "cache"))  # a folder under a file
@@ -149,3 +155,21 @@ def test_a_native_failure_while_running_is_one_line_naming_file_and_signature():
     assert str(caught.value) == ("running decode_b1_s64_p32 of b/decoder.tflite failed (CompiledModel error Failed "
                                  "to invoke); the file may be damaged: check it with `florence-edge check`, or "
                                  "convert the model again")
+
+
+
+def test_a_weight_cache_packed_under_other_xnnpack_flags_is_not_reused(demo_int8_bundle, tmp_path):
+    """LiteRT takes such a cache as stale, says so whenever the model is freed and never writes it again."""
+    import subprocess
+    import sys
+
+    code = ("import gc, sys; from edge import runtime; runtime._XNNPACK_FLAGS = int(sys.argv[2]); "
+            "from edge import Florence2; m = Florence2(sys.argv[1]); "
+            "m.run('samples/shapes-1.png', '<CAPTION>', max_new_tokens=4); del m; gc.collect(); print('dropped')")
+    env = {**os.environ, "FLORENCE_EDGE_CACHE": str(tmp_path)}
+    for flags in (0x3, runtime._XNNPACK_FLAGS, runtime._XNNPACK_FLAGS):  # an older release's cache, then ours twice
+        done = subprocess.run([sys.executable, "-c", code, str(demo_int8_bundle[0]), str(flags)], capture_output=True,
+                              text=True, cwd=Path(__file__).resolve().parents[2], env=env, timeout=300)
+        assert done.returncode == 0 and done.stdout.strip() == "dropped"
+        assert done.stderr == "", (flags, done.stderr[-2000:])
+    assert len(list(tmp_path.glob("*.xnnpack"))) == 2 * 3  # three graphs under each flag set
