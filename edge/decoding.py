@@ -9,11 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
 _NEG = -1.0e9  # transformers' "impossible" score for beams and finished slots
+# Bins either side of a chosen `<loc_N>` whose probability counts toward its `near` mass: a box
+# corner one bin off is the same corner, so a location is as certain as its neighbourhood is.
+LOC_WINDOW = 5
+
+
+class Choice(NamedTuple):
+    """A decoded token and what the model thought of it (natural logs, from the raw logits, before
+    the no-repeat and forced-token rules): `logprob` of the token itself; `near`, for a `<loc_N>`,
+    of the bins within LOC_WINDOW of it, else `logprob` again. A forced token has 0.0 (certain)."""
+
+    token: int
+    logprob: float
+    near: float
 
 
 @dataclass(frozen=True)
@@ -27,6 +40,7 @@ class DecodeSettings:
     forced_eos_id: int | None
     early_stopping: bool = True
     length_penalty: float = 1.0
+    loc_ids: tuple[int, int] | None = None  # first and last `<loc_N>` id, for `Choice.near`
 
     @property
     def max_length(self) -> int:
@@ -70,67 +84,99 @@ def _force(scores: np.ndarray, token: int) -> None:
     scores[:, token] = 0.0
 
 
-def greedy(stepper: Stepper, s: DecodeSettings) -> Iterator[int]:
+def greedy(stepper: Stepper, s: DecodeSettings) -> Iterator[Choice]:
     """Yield each new token as it is chosen; the last one is EOS unless the limit cut it."""
     seq = np.array([[s.decoder_start_id]], dtype=np.int64)
+    scratch = None
     while seq.shape[1] < s.max_length:
-        logits = stepper.step(seq[:, -1], seq.shape[1] - 1).astype(np.float32, copy=True)
-        token = int(np.argmax(process_scores(logits, seq, s)[0]))
+        raw = stepper.step(seq[:, -1], seq.shape[1] - 1)[0]
+        processed = process_scores(raw[None].astype(np.float32, copy=True), seq, s)[0]
+        token = int(np.argmax(processed))
+        if scratch is None:
+            scratch = np.empty(raw.shape, np.float32)
         seq = np.concatenate([seq, [[token]]], axis=1)
-        yield token
+        yield _choice(raw, token, _forced(seq.shape[1] - 1, s), s, scratch)
         if token == s.eos_id:
             return
 
 
-def _log_softmax(x: np.ndarray) -> np.ndarray:
-    shifted = x - x.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+def _forced(cur_len: int, s: DecodeSettings) -> bool:
+    """Whether the token chosen at sequence length `cur_len` was forced (BOS first, EOS at the limit)."""
+    return (s.forced_bos_id is not None and cur_len == 1) or (s.forced_eos_id is not None
+                                                            and cur_len == s.max_length - 1)
+
+
+def _choice(raw: np.ndarray, token: int, forced: bool, s: DecodeSettings, scratch: np.ndarray) -> Choice:
+    """`token`'s Choice from one hypothesis' raw logits (`scratch`: a buffer of their size, so no
+    step allocates the vocabulary's worth of floats)."""
+    if forced:
+        return Choice(token, 0.0, 0.0)
+    top = raw.max()
+    np.subtract(raw, top, out=scratch)
+    np.exp(scratch, out=scratch)
+    return _scored(raw, token, float(top + np.log(scratch.sum())), s)
+
+
+def _scored(raw: np.ndarray, token: int, lse: float, s: DecodeSettings) -> Choice:
+    """The Choice of `token` given its hypothesis' raw logits and their log-sum-exp."""
+    logprob = float(raw[token] - lse)
+    if s.loc_ids is None or not s.loc_ids[0] <= token <= s.loc_ids[1]:
+        return Choice(token, logprob, logprob)
+    first, last = s.loc_ids
+    window = raw[max(first, token - LOC_WINDOW): min(last, token + LOC_WINDOW) + 1]
+    return Choice(token, logprob, float(np.log(np.exp(window - lse).sum())))
 
 
 def _top(values: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-values, kind="stable")[:k]
 
 
-def beam_search(stepper: Stepper, s: DecodeSettings) -> Iterator[int]:
+def beam_search(stepper: Stepper, s: DecodeSettings) -> Iterator[Choice]:
     """Yield the best hypothesis' tokens by generate()'s beam-search rules, each as soon as it is certain.
 
     Finished hypotheses are scored sum(log p) / length ** length_penalty; with
     early_stopping, search ends once `num_beams` hypotheses are finished. A token is
     certain once every live beam and every finished hypothesis shares it, since the
-    answer can only come from those.
+    answer can only come from those (and so do its probabilities: a shared prefix was
+    decoded from the same states).
     """
     k = s.num_beams
     keep = 2 * k  # one EOS token: enough candidates that k can always continue
     running = np.full((k, 1), s.decoder_start_id, dtype=np.int64)
+    choices: list[list[Choice]] = [[] for _ in range(k)]
     running_scores = np.full(k, _NEG, dtype=np.float32)
     running_scores[0] = 0.0
-    finished: list[tuple[float, list[int]]] = []
+    finished: list[tuple[float, list[Choice]]] = []
     improvable = True
     emitted = 0
     while True:
         cur_len = running.shape[1]
         logits = stepper.step(running[:, -1], cur_len - 1).astype(np.float32)
-        log_probs = process_scores(_log_softmax(logits), running, s)
+        lse = _logsumexp(logits)
+        log_probs = process_scores(logits - lse[:, None], running, s)
         vocab = log_probs.shape[1]
         total = (log_probs + running_scores[:, None]).reshape(-1)
         cand = _top(total, keep)
         cand_scores, cand_beam, cand_token = total[cand], cand // vocab, cand % vocab
         hits = (cand_token == s.eos_id) | (cur_len + 1 >= s.max_length)
 
+        def chosen(rank, beams=cand_beam, tokens=cand_token, logits=logits, lse=lse, before=choices, length=cur_len):
+            return _extended(before[beams[rank]], int(tokens[rank]), logits[beams[rank]], lse[beams[rank]], length, s)
+
         full = len(finished) == k and s.early_stopping
         if improvable and not full:
             for rank in np.flatnonzero(hits[:k] & (cand_scores[:k] > _NEG)):
                 # Length of the hypothesis without the decoder start token.
                 score = float(cand_scores[rank]) / (cur_len ** s.length_penalty)
-                tokens = running[cand_beam[rank]].tolist()[1:] + [int(cand_token[rank])]
-                finished = _best(finished + [(score, tokens)], k)
+                finished = _best(finished + [(score, chosen(rank))], k)
 
         alive = _top(cand_scores + hits * _NEG, k)
         source = cand_beam[alive]
         running = np.concatenate([running[source], cand_token[alive, None]], axis=1)
+        choices = [chosen(rank) for rank in alive]
         running_scores = (cand_scores + hits * _NEG)[alive].astype(np.float32)
-        settled = _common_prefix([row[1:].tolist() for row in running] + [f[1] for f in finished])
-        yield from settled[emitted:]
+        settled = _common_prefix([row[1:].tolist() for row in running] + [[c.token for c in f[1]] for f in finished])
+        yield from choices[0][emitted:len(settled)]
         emitted = max(emitted, len(settled))
         if np.all(hits):
             break
@@ -139,6 +185,17 @@ def beam_search(stepper: Stepper, s: DecodeSettings) -> Iterator[int]:
         if not improvable or (len(finished) == k and s.early_stopping):
             break
     yield from finished[0][1][emitted:]
+
+
+def _extended(before: list[Choice], token: int, raw: np.ndarray, lse: float, cur_len: int,
+              s: DecodeSettings) -> list[Choice]:
+    """A hypothesis' choices with `token` appended."""
+    return before + [Choice(token, 0.0, 0.0) if _forced(cur_len, s) else _scored(raw, token, lse, s)]
+
+
+def _logsumexp(x: np.ndarray) -> np.ndarray:
+    top = x.max(axis=-1)
+    return top + np.log(np.exp(x - top[:, None]).sum(axis=-1))
 
 
 def _common_prefix(seqs: list[list[int]]) -> list[int]:

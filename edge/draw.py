@@ -26,23 +26,32 @@ class Shape:
     kind: str
     label: str
     coords: tuple
+    score: float | None = None  # the decoder's confidence (`edge.confidence`), where known
 
 
-def shapes(answer) -> list[Shape]:
-    """Everything drawable in one task's parsed answer, in the answer's order."""
+def shapes(answer, scores: dict | None = None) -> list[Shape]:
+    """Everything drawable in one task's parsed answer, in the answer's order; `scores`: a result's
+    per-shape scores ({"bboxes": [...], ...}), attached to the shapes they belong to."""
     if not isinstance(answer, dict):
         return []
+    scores = scores or {}
+
+    def score(key: str, i: int):
+        values = scores.get(key, [])
+        return values[i] if i < len(values) else None
+
     out = []
     for boxes_key, labels_key in (("bboxes", "labels"), ("bboxes", "bboxes_labels")):
         if boxes_key in answer and labels_key in answer:
             labels = answer[labels_key] or [""] * len(answer[boxes_key])
-            out += [Shape("box", label, tuple(box)) for box, label in zip(answer[boxes_key], labels)]
+            out += [Shape("box", label, tuple(box), score("bboxes", i))
+                    for i, (box, label) in enumerate(zip(answer[boxes_key], labels))]
             break
-    for quad, label in zip(answer.get("quad_boxes", []), answer.get("labels", [])):
-        out.append(Shape("quad", label, tuple(quad)))
+    for i, (quad, label) in enumerate(zip(answer.get("quad_boxes", []), answer.get("labels", []))):
+        out.append(Shape("quad", label, tuple(quad), score("quad_boxes", i)))
     poly_labels = answer.get("polygons_labels", answer.get("labels", []))
-    for polys, label in zip(answer.get("polygons", []), poly_labels):
-        out += [Shape("polygon", label, tuple(poly)) for poly in polys if len(poly) >= 6]
+    for i, (polys, label) in enumerate(zip(answer.get("polygons", []), poly_labels)):
+        out += [Shape("polygon", label, tuple(poly), score("polygons", i)) for poly in polys if len(poly) >= 6]
     return out
 
 

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edge import manifest as mf
+from edge.confidence import answer_score, shape_scores
 from edge.cpu import usable_cpus
-from edge.decoding import DecodeSettings, beam_search, greedy
+from edge.decoding import Choice, DecodeSettings, beam_search, greedy
 from edge.errors import FlorenceEdgeError, FlorenceEdgeWarning
 from edge.integrity import verify_bundle
 from edge.kv_cache import DecoderSession, GrowingDecoder
@@ -42,11 +43,18 @@ class Timings:
 
 @dataclass
 class Result:
+    """`score`: how sure the decoder was of the whole answer (0-1); `scores`: one per shape, in the
+    order of the parsed answer's `bboxes`, `quad_boxes` and `polygons` lists (`edge.confidence`);
+    `choices`: each token with its probabilities."""
+
     task: str
     text: str
     token_ids: list[int]
     parsed: object
     timings: Timings = field(default_factory=Timings)
+    score: float = 1.0
+    scores: dict = field(default_factory=dict)
+    choices: list[Choice] = field(default_factory=list, repr=False)
 
 
 @dataclass
@@ -185,18 +193,26 @@ class Florence2:
         timings.encoder_ms = (time.perf_counter() - start) * 1e3
 
         start = time.perf_counter()
-        tokens: list[int] = []
+        choices: list[Choice] = []
         search = greedy if settings.num_beams == 1 else beam_search
         pieces = self.codec.streamer()
-        for token in search(session, settings):
-            tokens.append(token)
-            piece = pieces.push(token)
+        for choice in search(session, settings):
+            choices.append(choice)
+            piece = pieces.push(choice.token)
             if piece:
-                yield TokenEvent([token], piece)
+                yield TokenEvent([choice.token], piece)
         timings.decode_ms = (time.perf_counter() - start) * 1e3
-        timings.tokens = len(tokens)
-        parsed = self.parse(tokens, key, enc.image_size)
-        yield TokenEvent([], "", Result(key, self.codec.output_text(tokens), tokens, parsed, timings))
+        timings.tokens = len(choices)
+        yield TokenEvent([], "", self._result(key, choices, enc.image_size, timings))
+
+    def _result(self, task: str, choices: list[Choice], image_size: tuple[int, int], timings: Timings) -> Result:
+        tokens = [c.token for c in choices]
+        parsed = self.parse(tokens, task, image_size)
+        t = self.manifest.tokens
+        scores = shape_scores(parsed[task], choices, (t["loc_0"], t["loc_999"]), image_size,
+                              frozenset((t["bos"], t["eos"], t["pad"])))
+        return Result(task, self.codec.output_text(tokens), tokens, parsed, timings, answer_score(choices), scores,
+                      choices)
 
     def parse(self, tokens: list[int], task: str, image_size: tuple[int, int]) -> dict:
         """{task: answer} for generated tokens, as transformers' post_process_generation."""
@@ -233,6 +249,7 @@ class Florence2:
             decoder_start_id=t["decoder_start"], eos_id=t["eos"],
             forced_bos_id=g["forced_bos_token_id"], forced_eos_id=g["forced_eos_token_id"],
             early_stopping=g["early_stopping"], length_penalty=g["length_penalty"],
+            loc_ids=(t["loc_0"], t["loc_999"]),
         )
         if settings.max_new_tokens < 1:
             raise FlorenceEdgeError("max_new_tokens must be at least 1")

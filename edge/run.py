@@ -146,10 +146,12 @@ def run_images(model: Florence2, images, tasks, text=None, region=None, beams=No
                 parsed.update(res.parsed)
                 if as_json:
                     print(json.dumps({"image": str(path), "image_size": list(image.size), "task": res.task,
-                                      "text": res.text, "parsed": res.parsed[res.task],
-                                      "timings": vars(res.timings)}), file=out)
+                                      "text": res.text, "parsed": res.parsed[res.task], "score": res.score,
+                                      "scores": res.scores, "timings": vars(res.timings)}), file=out)
                 else:
                     print(f"\n  {json.dumps(res.parsed[res.task])}", file=out)
+                    print(f"  score {res.score:.2f}" + "".join(f", {key} {values}" for key, values in res.scores.items()),
+                          file=out)
                     t = res.timings
                     print(f"  vision {t.vision_ms:.0f} ms, encoder {t.encoder_ms:.0f} ms, "
                           f"decode {t.decode_ms:.0f} ms / {t.tokens} tokens", file=out)

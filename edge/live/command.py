@@ -1,6 +1,7 @@
 """`florence-edge live`: a camera, stream, video or the scene generator through the model, results as they decode.
 
-stdout: with `--json`, one JSON line per finished frame x task; otherwise a line per result.
+stdout: with `--json`, one JSON line per finished frame x task and one per event (an "event" key);
+otherwise a line per result and per event; with `--events-only`, only the events' JSON lines.
 stderr: notices (outages), and the loop's figures at the end. Ctrl-C or SIGTERM stops it cleanly
 (camera released, recording finished) with exit 0.
 """
@@ -16,6 +17,8 @@ from PIL import Image
 
 from edge.errors import FlorenceEdgeError
 from edge.live import config
+from edge.live.events.settings import event_stream
+from edge.live.events.stream import Event
 from edge.live.loop import Live, LiveEvent
 from edge.live.notify import Notifier, watchdog_seconds
 from edge.live.overlay import draw_into
@@ -41,7 +44,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def event_json(event: LiveEvent) -> dict:
     """The `--json` line of a finished frame x task (`timings` null when the frame reused results)."""
     return {"frame": event.frame, "time": round(event.time, 3), "task": event.task, "text": event.result.text,
-            "parsed": event.partial.parsed, "image_size": list(event.image_size), "reused": event.reused,
+            "parsed": event.partial.parsed, "score": event.result.score, "scores": event.result.scores,
+            "image_size": list(event.image_size), "reused": event.reused,
             "timings": None if event.reused else vars(event.result.timings)}
 
 
@@ -51,12 +55,15 @@ def _stop_on_sigterm() -> None:
 
 
 def shape_json(shape) -> dict:
-    return {"kind": shape.kind, "label": shape.label, "coords": list(shape.coords)}
+    out = {"kind": shape.kind, "label": shape.label, "coords": list(shape.coords)}
+    return out if shape.score is None else {**out, "score": shape.score}
 
 
-def event_payload(event: LiveEvent) -> dict:
-    """What the web view's /events sends: a finished result is the `--json` object plus its shapes;
-    a partial one says what is drawable so far."""
+def event_payload(event: LiveEvent | Event) -> dict:
+    """What the web view's /events sends: a finished result is the `--json` object plus its shapes
+    (each with its score); a partial one says what is drawable so far; an event is its `--json` line."""
+    if isinstance(event, Event):
+        return event.as_json()
     drawable = {"shapes": [shape_json(s) for s in event.partial.shapes],
                 "growing": [shape_json(s) for s in event.partial.growing]}
     if event.kind == "result":
@@ -99,10 +106,12 @@ def main(args: argparse.Namespace) -> int:
                f"allowed by memory_max_mb ({settings.origins['memory_max_mb']})", low_memory=settings.low_memory)
     model = Florence2(settings.model, num_threads=settings.threads, runtime=settings.runtime,
                       low_memory=settings.low_memory)
+    events = event_stream(settings, model)  # zones and triggers checked before the camera opens
     camera = CameraSettings(settings.main_size, settings.lores_size, settings.fps)
     live = Live(model, open_source(settings.source, _model_size(model), camera), settings.tasks,
                 settings.text, settings.region, settings.every_frame, settings.loop, settings.change_threshold,
-                args.frames, settings.beams, settings.max_new_tokens, stale_after=settings.stale_after)
+                args.frames, settings.beams, settings.max_new_tokens, stale_after=settings.stale_after,
+                events=events)
     recorder = Recorder(recorder_target, live.source.fps or 10.0, args.force) if recorder_target else None
     view = _serve(live, address, token, settings.jpeg_quality) if address else None
     _attach_overlay(live, recorder, view)
@@ -114,10 +123,10 @@ def main(args: argparse.Namespace) -> int:
                 view.on_event(event.kind, event_payload(event))
                 if event.kind == "result":
                     view.on_event("stats", view.stats())
-            if event.kind == "result":
-                if not ready:
-                    ready, watchdog = True, _ready(notifier, live)
-                _print(event, settings.json, settings.print_results)
+            if event.kind == "result" and not ready:
+                ready, watchdog = True, _ready(notifier, live)
+            if event.kind != "partial":
+                _print(event, settings)
     except KeyboardInterrupt:
         pass  # Ctrl-C or SIGTERM: a normal way to end a live loop
     finally:
@@ -181,11 +190,19 @@ def _attach_overlay(live: Live, recorder: Recorder | None, view: WebView | None)
     live.on_frame = each
 
 
-def _print(event: LiveEvent, as_json: bool, as_text: bool) -> None:
-    if as_json:
+def _print(event: LiveEvent | Event, settings) -> None:
+    if isinstance(event, Event):
+        if settings.json or settings.events_only:
+            print(json.dumps(event.as_json()), flush=True)
+        elif settings.print_results:
+            print(f"event {event.type} {event.name}: {json.dumps(event.after)}", flush=True)
+        return
+    if settings.events_only:
+        return
+    if settings.json:
         print(json.dumps(event_json(event)), flush=True)
         return
-    if not as_text:
+    if not settings.print_results:
         return
     reused = " (reused)" if event.reused else ""
     print(f"frame {event.frame} {event.task}{reused}: {json.dumps(event.partial.parsed)}", flush=True)

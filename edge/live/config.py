@@ -17,6 +17,8 @@ from pathlib import Path
 
 from edge.errors import FlorenceEdgeError
 from edge.live.change import DEFAULT_THRESHOLD
+from edge.live.events.triggers import parse_option
+from edge.live.events.zones import parse_points
 from edge.prompts import check_region
 from edge.runtime import RUNTIMES
 from firmware_configs import BOARDS
@@ -103,6 +105,30 @@ def _texts(expects: str) -> Kind:
     return Kind(expects, check, check)
 
 
+def _tables(kind: str, parse_option: Callable) -> Kind:
+    """`[[kind]]` tables of a file (each checked where the loop is built, with the bundle at hand);
+    on the command line one table per option, read by `parse_option`."""
+    expects = f"[[{kind}]] tables"
+
+    def check(value):
+        ok = isinstance(value, list) and all(isinstance(t, dict) for t in value)
+        return [dict(t) for t in value] if ok else _fails(expects)
+
+    def parse(text):
+        try:
+            return parse_option(text)
+        except FlorenceEdgeError as exc:
+            raise ValueError(str(exc)) from None
+    return Kind(expects, check, parse)
+
+
+def _zone_option(text: str) -> dict:
+    name, sep, points = text.partition("=")
+    if not sep:
+        raise FlorenceEdgeError("NAME=x,y x,y x,y (fractions 0-1 of the picture)")
+    return {"name": name.strip(), "points": [list(p) for p in parse_points(points, "--zone")]}
+
+
 def _region() -> Kind:
     expects = "[x1, y1, x2, y2] in pixels"
 
@@ -125,10 +151,16 @@ class Setting:
     default: object = None
     help: str = ""
     flag: bool = True  # has a command-line option
+    file_key: str | None = None  # its name in files when not `key` (`[camera] name` is `camera_name`)
+    tables: bool = False  # held as `[[key]]` tables (zones, triggers)
 
     @property
     def option(self) -> str:
         return "--" + self.key.replace("_", "-")
+
+    @property
+    def in_file(self) -> str:
+        return self.file_key or self.key
 
 
 SETTINGS = (
@@ -151,6 +183,8 @@ SETTINGS = (
     Setting("camera", "lores_size", _size(), help="picamera2's low-resolution stream the model sees: WIDTHxHEIGHT "
                                                   "(default: main's aspect, no larger than the model's input)"),
     Setting("camera", "fps", _number(0, 120, above=True), help="camera frame rate (picamera2 and V4L2)"),
+    Setting("camera", "camera_name", _text_kind(), help="the camera's name in events (default: the host's name)",
+            file_key="name"),
     Setting("camera", "every_frame", _flag(), False,
             "process every frame in order (recordings); default: the newest frame wins"),
     Setting("camera", "loop", _flag(), False, "restart a video file or image list at its end"),
@@ -167,6 +201,19 @@ SETTINGS = (
     Setting("output", "json", _flag(), False, "one JSON line per finished frame and task on stdout"),
     Setting("output", "print_results", _flag(), True,
             "a line per result on stdout (a service turns it off: the web view and STATUS carry results)"),
+    Setting("output", "events_only", _flag(), False, "print only events, one JSON line each (no results)"),
+    Setting("events", "track_hits", _whole(1, 100), 2,
+            "inferred frames in a row an object must be seen on before its track starts (`new`)"),
+    Setting("events", "track_expire", _number(0, above=True), 5.0, "seconds unseen before a track ends (`end`)"),
+    Setting("events", "track_distance", _number(0, above=True), 2.0,
+            "how far (box sizes) an object may move between two inferred frames and keep its track"),
+    Setting("events", "track_min_score", _number(0, 1), 0.3, "detections scored lower are not tracked"),
+    Setting("zones", "zones", _tables("zones", _zone_option),
+            help="a zone: NAME=x,y x,y x,y (fractions of the picture, repeatable); in files [[zones]] with name, "
+                 "points, inertia, loitering", tables=True),
+    Setting("triggers", "triggers", _tables("triggers", parse_option),
+            help="a text trigger: NAME=TEXT (repeatable); in files [[triggers]] with name, text, zone, frames, "
+                 "clear_after, cooldown, min_score, check", tables=True),
     Setting("web", "http", _text_kind(), help="serve the web view on [HOST:]PORT (another host than 127.0.0.1 "
                                               "needs a token)"),
     Setting("web", "token_file", _text_kind(), help="read the web view's token from this file"),
@@ -179,6 +226,7 @@ SETTINGS = (
             flag=False),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
+IN_FILE = {(s.section, s.in_file): s for s in SETTINGS}
 SECTIONS = tuple(dict.fromkeys(s.section for s in SETTINGS))
 
 
@@ -208,6 +256,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default = f" (default {_shown(setting.default)})" if setting.default is not None else ""
         if setting.key == "tasks":
             parser.add_argument("-t", "--task", dest="tasks", action="append", help="task, as in `run` (repeatable)")
+        elif setting.tables:
+            parser.add_argument(setting.option[:-1], dest=setting.key, action="append", type=_option_type(setting),
+                                help=setting.help)
         elif isinstance(setting.default, bool):
             parser.add_argument(setting.option, action=argparse.BooleanOptionalAction, default=None,
                                 help=setting.help + default)
@@ -254,17 +305,20 @@ def read_file(path) -> dict:
     for section, table in raw.items():
         if section not in SECTIONS:
             raise FlorenceEdgeError(f"{path}: unknown section [{section}]; known: {', '.join(SECTIONS)}")
+        if BY_KEY.get(section) is not None and BY_KEY[section].tables:
+            values[section] = _checked(path, section, section, table)
+            continue
         if not isinstance(table, dict):
             raise FlorenceEdgeError(f"{path}: {section} must be a section ([{section}])")
         for key, value in table.items():
-            values[key] = _checked(path, section, key, value)
+            values[IN_FILE[(section, key)].key] = _checked(path, section, key, value)
     return values
 
 
 def _checked(path: Path, section: str, key: str, value):
-    setting = BY_KEY.get(key)
-    if setting is None or setting.section != section:
-        known = ", ".join(s.key for s in SETTINGS if s.section == section)
+    setting = IN_FILE.get((section, key))
+    if setting is None:
+        known = ", ".join(s.in_file for s in SETTINGS if s.section == section)
         raise FlorenceEdgeError(f"{path}: unknown key {key!r} in [{section}]; known: {known}")
     try:
         return setting.kind.check(value)
@@ -295,16 +349,30 @@ def to_toml(config: Config, origins: bool = True) -> str:
     """The configuration as a TOML file `read_file` takes back; unset keys as comments."""
     lines = []
     for section in SECTIONS:
+        settings = [s for s in SETTINGS if s.section == section]
+        if settings[0].tables:
+            lines += _tables_toml(settings[0], config, origins)
+            continue
         lines.append(f"[{section}]")
-        for setting in (s for s in SETTINGS if s.section == section):
+        for setting in settings:
             value = config.values[setting.key]
             note = f"  # {config.origins[setting.key]}" if origins else ""
             if value is None:
-                lines.append(f"# {setting.key} = (unset){note if origins else ''}")
+                lines.append(f"# {setting.in_file} = (unset){note if origins else ''}")
             else:
-                lines.append(f"{setting.key} = {_shown(value)}{note}")
+                lines.append(f"{setting.in_file} = {_shown(value)}{note}")
         lines.append("")
     return "\n".join(lines)
+
+
+def _tables_toml(setting: Setting, config: Config, origins: bool) -> list[str]:
+    tables = config.values[setting.key] or []
+    lines = [f"# [[{setting.key}]]: {config.origins[setting.key]}"] if origins and tables else []
+    for table in tables:
+        lines.append(f"[[{setting.key}]]")
+        lines += [f"{key} = {_shown(value)}" for key, value in table.items() if value is not None]
+        lines.append("")
+    return lines
 
 
 def _shown(value) -> str:

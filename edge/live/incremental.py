@@ -73,9 +73,9 @@ class IncrementalParser:
     def _parse(self, text: str):
         return parse(text, self.task, self.kind, self.image_size, self.model.manifest.raw["post_processing"])[self.task]
 
-    def finish(self, parsed: dict) -> Partial:
-        """The final state, from the parser's answer for the whole sequence."""
+    def finish(self, parsed: dict, scores: dict | None = None) -> Partial:
+        """The final state, from the parser's answer for the whole sequence (shapes with their `scores`)."""
         answer = parsed[self.task]
-        self.partial = Partial(self.task, answer if isinstance(answer, str) else "", tuple(shapes(answer)), (),
-                               True, answer)
+        self.partial = Partial(self.task, answer if isinstance(answer, str) else "", tuple(shapes(answer, scores)),
+                               (), True, answer)
         return self.partial

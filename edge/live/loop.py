@@ -20,6 +20,8 @@ from dataclasses import dataclass, field, replace
 from edge.errors import FlorenceEdgeError
 from edge.live.capture import Capture, Mailbox
 from edge.live.change import DEFAULT_THRESHOLD, ChangeDetector
+from edge.live.events.stream import Event, EventStream
+from edge.live.events.triggers import DETECTION, FrameLook, scored_boxes
 from edge.live.incremental import IncrementalParser, Partial
 from edge.live.overlay import Overlay
 from edge.live.sources import Frame, Source, open_source
@@ -65,14 +67,16 @@ class Live:
     token only once every beam agrees on it, which for a detection often comes near the end of
     the answer, and costs a decoder step per beam; `on_frame`: sees every captured frame (None during an outage),
     e.g. to draw and record it; `log`: one-line notices (outages); `stale_after`: seconds after
-    which the overlay dims a result."""
+    which the overlay dims a result; `events`: tracks, zones and triggers (`edge.live.events`), whose
+    `Event`s are yielded beside the results and handed to `on_event`."""
 
     def __init__(self, model: Florence2, source: Source | str, tasks: list[str], text: str | None = None,
                  region=None, every_frame: bool = False, loop: bool = False,
                  change_threshold: float = DEFAULT_THRESHOLD, frames: int | None = None,
                  num_beams: int = 1, max_new_tokens: int | None = None,
                  on_frame: Callable[[Frame | None], None] | None = None, log: Callable[[str], None] | None = None,
-                 stale_after: float = 5.0):
+                 stale_after: float = 5.0, events: EventStream | None = None,
+                 on_event: Callable[[Event], None] | None = None):
         if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
             raise FlorenceEdgeError(f"frames must be a whole number of at least 1, got {frames!r}")
         self.model = model
@@ -82,7 +86,10 @@ class Live:
         self._config_lock = threading.Lock()
         self.change = ChangeDetector(change_threshold)
         self.frames = frames
+        self.events = events
+        self.on_event = on_event or (lambda event: None)
         self.overlay = Overlay(self.tasks, stale_after)
+        self.overlay.zones = events.zones if events else []
         self.log = log or (lambda line: print(f"florence-edge live: {line}", file=sys.stderr))
         self.source = source if isinstance(source, Source) else open_source(
             source, (model.manifest.image["width"], model.manifest.image["height"]))
@@ -94,6 +101,7 @@ class Live:
         self._started = None
         self._last: dict[str, tuple[Partial, Result]] = {}  # each task's latest answer, to reuse
         self._stages = _recent()  # the timings of recent results computed (not reused)
+        self._trigger_ms = _recent()  # what the triggers cost each inferred frame
         self._worker_beat = time.monotonic()
 
     def _beat(self) -> None:
@@ -122,6 +130,14 @@ class Live:
             self.inputs, self.tasks = inputs, list(inputs)
             self.overlay.tasks = list(inputs)
             self._last = {}
+
+    def configure_events(self, zones=None, triggers=None) -> None:
+        """New zones and triggers (checked already: `edge.live.events.settings`), from the next frame."""
+        if self.events is None:
+            raise FlorenceEdgeError("events are off in this loop")
+        with self._config_lock:
+            self.events.configure(zones, triggers)
+            self.overlay.zones = self.events.zones
 
     @property
     def model_loaded(self) -> bool:
@@ -157,11 +173,13 @@ class Live:
     def _process(self, frame: Frame) -> Iterator[LiveEvent]:
         with self._config_lock:
             tasks, inputs, last = list(self.tasks), dict(self.inputs), self._last
-        if last and not self.change.changed(frame.image):
+        pending = self.events is not None and self.events.pending
+        if last and not self.change.changed(frame.image) and not pending:
             self.counts["reused"] += 1
             for task in tasks:
                 partial, result = last[task]
                 yield LiveEvent("result", frame.number, frame.time, task, partial, result, True, frame.size)
+            yield from self._events(frame, None, None)
             return
         if not last:
             self.change.changed(frame.image)  # the first frame (or the first after a change of tasks) is the reference
@@ -169,6 +187,7 @@ class Live:
         begun = time.monotonic()
         encoded = replace(self.model.encode(frame.image), image_size=frame.size)
         first_shape = None
+        results = {}
         for task in tasks:
             parser = IncrementalParser(self.model, task, frame.size)
             for event in self.model.stream(encoded, task, *inputs[task], **self.options):
@@ -183,8 +202,9 @@ class Live:
                     yield LiveEvent("partial", frame.number, frame.time, task, partial, image_size=frame.size,
                                     piece=event.text)
                     continue
-                final = parser.finish(event.result.parsed)
+                final = parser.finish(event.result.parsed, event.result.scores)
                 last[task] = final, event.result
+                results[task] = event.result
                 self._stages.append(event.result.timings)
                 self.overlay.update(final, frame.size, frame.clock)
                 yield LiveEvent("result", frame.number, frame.time, task, final, event.result, False, frame.size)
@@ -194,6 +214,33 @@ class Live:
             self.latency.first_shape.append((first_shape - frame.clock) * 1e3)
             self.latency.work_to_first_shape.append((first_shape - begun) * 1e3)
         self.overlay.status = self.status_line()
+        if self.events is not None:
+            yield from self._events(frame, results, self._findings(encoded, frame.size, results))
+
+    def _findings(self, encoded, size, results: dict) -> dict:
+        """Each trigger's finding on an inferred frame (the frame's detections reused when OD ran)."""
+        triggers = list(self.events.triggers.values())
+        if not triggers:
+            return {}
+        start = time.monotonic()
+        done = results.get(DETECTION)
+        look = FrameLook(self.model, encoded, size, self.options,
+                         None if done is None else scored_boxes(done.parsed[DETECTION], done.scores))
+        zones = self.events.zone_map
+        findings = {s.trigger.name: look.look(s.trigger, zones.get(s.trigger.zone)) for s in triggers}
+        self._trigger_ms.append((time.monotonic() - start) * 1e3)
+        self._beat()
+        return findings
+
+    def _events(self, frame: Frame, results, findings) -> Iterator[Event]:
+        if self.events is None:
+            return
+        with self._config_lock:
+            events = self.events.frame(frame.number, frame.seconds, frame.time, frame.size, results, findings)
+        self.overlay.tracks = [t.state() for t in self.events.tracker.confirmed]
+        for event in events:
+            self.on_event(event)
+            yield event
 
     def stats(self) -> dict:
         """Counts, rates and latencies so far (medians and 90th percentiles, ms)."""
@@ -212,6 +259,7 @@ class Live:
             "work_to_first_shape_ms": _summary(self.latency.work_to_first_shape),
             "final_ms": _summary(self.latency.final),
             "stages_ms": _stages(self._stages),
+            "triggers_ms": _summary(self._trigger_ms),
         }
 
     def status_line(self) -> str:

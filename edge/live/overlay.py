@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from edge.draw import draw_shapes, font
+from edge.draw import draw_shapes, font, label_plate
 from edge.live.incremental import Partial
 
 NO_SIGNAL = "NO SIGNAL"
@@ -34,6 +34,8 @@ class Overlay:
         self.tasks = list(tasks)
         self.stale_after = stale_after
         self.status = ""
+        self.zones = []  # `edge.live.events.zones.Zone`s, outlined under the results
+        self.tracks = []  # confirmed tracks' states, for viewers that list them
         self._shown: dict[str, Shown] = {}
         self._lock = threading.Lock()
 
@@ -53,6 +55,7 @@ class Overlay:
     def draw_on(self, canvas: Image.Image, now: float) -> None:
         with self._lock:
             shown = [self._shown[t] for t in self.tasks if t in self._shown]
+        _zones(canvas, list(self.zones))
         index = 0
         texts = []
         for item in shown:
@@ -69,6 +72,19 @@ class Overlay:
         if shown:
             age = f"result {now - max(item.clock for item in shown):.1f} s old"
             _status_line(canvas, f"{self.status} · {age}" if self.status else age)
+
+
+def _zones(canvas: Image.Image, zones) -> None:
+    """Each zone's outline, dashed-looking thin white on black, its name at its first corner."""
+    if not zones:
+        return
+    pen = ImageDraw.Draw(canvas)
+    size = _text_size(canvas)
+    for zone in zones:
+        points = [(x * canvas.width, y * canvas.height) for x, y in zone.points]
+        pen.line(points + points[:1], fill=(0, 0, 0), width=3)
+        pen.line(points + points[:1], fill=(255, 255, 255), width=1)
+        label_plate(pen, (int(points[0][0]), int(points[0][1])), zone.name, (255, 255, 255), size)
 
 
 def _text_size(canvas: Image.Image) -> int:

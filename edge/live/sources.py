@@ -34,6 +34,13 @@ class Frame:
     time: float  # capture time, seconds since the epoch
     clock: float  # capture time on the monotonic clock, for latencies
     display: np.ndarray | None = None
+    stream_time: float | None = None  # a file's own timestamp (s from its start); None: a camera's, `clock`
+
+    @property
+    def seconds(self) -> float:
+        """The source's own time, what tracks and triggers count in: a file's timestamps (the same
+        however fast it is processed), a camera's monotonic capture time."""
+        return self.clock if self.stream_time is None else self.stream_time
 
     @property
     def size(self) -> tuple[int, int]:
@@ -76,8 +83,9 @@ class Source:
             raise FlorenceEdgeError(str(exc)) from None
 
 
-def _stamp(image: np.ndarray, number: int, display: np.ndarray | None = None) -> Frame:
-    return Frame(image, number, time.time(), time.monotonic(), display)
+def _stamp(image: np.ndarray, number: int, display: np.ndarray | None = None,
+           stream_time: float | None = None) -> Frame:
+    return Frame(image, number, time.time(), time.monotonic(), display, stream_time)
 
 
 class ImageSource(Source):
@@ -97,7 +105,8 @@ class ImageSource(Source):
             path = self.paths[self._next]
             self._next += 1
             try:
-                return _stamp(np.asarray(load_image(path)), self._base + self._next - 1)
+                number = self._base + self._next - 1
+                return _stamp(np.asarray(load_image(path)), number, stream_time=number / self.fps)
             except FlorenceEdgeError:
                 self.skipped += 1
         return None
@@ -138,7 +147,7 @@ class ScenesSource(Source):
         if number % self.hold == 0 or self._scene is None:
             self._scene = np.asarray(self.scene(number).image, dtype=np.int16)
         noisy = self._scene + self._rng.normal(0, self.noise, self._scene.shape).astype(np.int16)
-        return _stamp(np.clip(noisy, 0, 255).astype(np.uint8), number)
+        return _stamp(np.clip(noisy, 0, 255).astype(np.uint8), number, stream_time=number / self.fps)
 
 
 def open_source(spec: str, size_hint: tuple[int, int] | None = None, camera: CameraSettings | None = None,

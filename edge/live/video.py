@@ -38,6 +38,8 @@ class VideoSource(Source):
         self._number = 0  # the next frame's number
         self._first = None  # the first frame's place in the file, by its timestamp
         self._base = 0  # numbers already used by earlier passes (--loop)
+        self._start = None  # the first frame's timestamp in this pass, minus the seconds of earlier passes
+        self._offset = 0.0  # seconds played by earlier passes (--loop)
         self.first_open()
 
     def _open(self) -> None:
@@ -96,7 +98,20 @@ class VideoSource(Source):
         except (av.FFmpegError, ValueError) as exc:
             raise FlorenceEdgeError(f"{self.name}: cannot convert its {frame.format.name} frames to RGB "
                                     f"({_reason(exc)})") from None
-        return Frame(image, self._numbered(frame), time.time(), time.monotonic())
+        number = self._numbered(frame)
+        # A file's frames carry its own time; a camera's and a stream's are their capture times.
+        stream_time = None if self.live else self._seconds(frame, number)
+        return Frame(image, number, time.time(), time.monotonic(), stream_time=stream_time)
+
+    def _seconds(self, frame, number: int) -> float:
+        """A file frame's time from the file's start (its timestamp; its number at the file's rate
+        where it has none), continuing across `--loop` passes."""
+        if frame.pts is None or frame.time_base is None:
+            return number / (self.fps or 10.0)
+        at = float(frame.pts * frame.time_base)
+        if self._start is None:
+            self._start = at - self._offset
+        return at - self._start
 
     def _numbered(self, frame) -> int:
         """A file's frames by their place in it (from their timestamps, so frames a damaged stretch
@@ -115,6 +130,8 @@ class VideoSource(Source):
         self._container.seek(0)
         self._frames = self._decode()
         self._base, self._first = self._number, None
+        self._offset = self._number / (self.fps or 10.0)
+        self._start = None
 
     def reopen(self) -> None:
         self.close()
