@@ -193,3 +193,91 @@ def iou(a, b) -> float:
     inter = intersection(a, b)
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+# ---- clips: scenes in which shapes move, appear and leave (held-out videos for tracks and triggers) ----
+
+@dataclass
+class ClipObject:
+    """One shape of a clip: visible on frames [start, end), moving `GRID` px a frame along `step`."""
+
+    id: int
+    shape: str
+    colour: str
+    side: float
+    start: int
+    end: int
+    origin: tuple[float, float]
+    step: tuple[int, int]
+
+    @property
+    def name(self) -> str:
+        return f"{self.colour} {self.shape}"
+
+
+@dataclass
+class Clip:
+    seed: int
+    frames: int
+    objects: list[ClipObject]
+    background: Image.Image
+
+    def boxes(self, frame: int) -> dict[int, tuple[float, float, float, float]]:
+        """Each visible object's box on `frame`, by object id."""
+        return {o.id: _clip_box(o, frame) for o in self.objects if o.start <= frame < o.end}
+
+    def image(self, frame: int) -> Image.Image:
+        picture = self.background.copy()
+        pen = ImageDraw.Draw(picture)
+        for o in self.objects:
+            if o.start <= frame < o.end:
+                box = _clip_box(o, frame)
+                if o.shape == "circle":
+                    pen.ellipse(box, fill=COLOURS[o.colour])
+                else:
+                    outline = _outline(o.shape, box)
+                    pen.polygon(list(zip(outline[0::2], outline[1::2])), fill=COLOURS[o.colour])
+        return picture
+
+
+def _bounce(start: float, step: int, n: int, low: float, high: float) -> float:
+    """Where a coordinate is after `n` moves of `step` px, reflected at `low` and `high`."""
+    if step == 0 or high <= low:
+        return start
+    span = high - low
+    at = (start - low + step * n) % (2 * span)
+    return low + (at if at <= span else 2 * span - at)
+
+
+def _clip_box(o: ClipObject, frame: int) -> tuple[float, float, float, float]:
+    n = frame - o.start
+    high = CANVAS - MARGIN - o.side
+    low = float(GRID)
+    x = _bounce(o.origin[0], o.step[0] * GRID, n, low, GRID * (high // GRID))
+    y = _bounce(o.origin[1], o.step[1] * GRID, n, low, GRID * (high // GRID))
+    return (x, y, x + o.side, y + o.side)
+
+
+def make_clip(seed: int, frames: int = 24) -> Clip:
+    """A clip of `frames` frames: 1-3 shapes (distinct colour and shape pairs, placed on the grid, as
+    the demo model was trained) that each come in at some frame, move one grid step a frame in
+    their own direction (some stand still), bounce off the edges, and may leave before the end.
+    Shapes never overlap: their lanes are kept apart (each moves along its own row or column band)."""
+    rng = np.random.default_rng(seed)
+    pairs = [(s, c) for s in SHAPES for c in COLOURS]
+    count = int(rng.integers(1, 4))
+    objects = []
+    horizontal = bool(rng.integers(2))
+    band = CANVAS // count
+    for i, index in enumerate(rng.permutation(len(pairs))[:count]):
+        shape, colour = pairs[index]
+        side = float(rng.choice([s for s in SIDES if s <= band - GRID] or [SIDES[0]]))
+        start = int(rng.integers(0, frames // 3)) if rng.random() < 0.6 else 0
+        end = int(rng.integers(start + frames // 3, frames + 1)) if rng.random() < 0.5 else frames
+        along = _on_grid(rng, GRID, int(CANVAS - MARGIN - side))
+        across = float(GRID * max(1, (i * band + (band - side) / 2) // GRID))
+        origin = (along, across) if horizontal else (across, along)
+        moving = int(rng.choice([-1, 1])) if rng.random() < 0.8 else 0
+        step = (moving, 0) if horizontal else (0, moving)
+        objects.append(ClipObject(i, shape, colour, side, start, end, origin, step))
+    return Clip(seed, frames, objects, _background(rng, (CANVAS, CANVAS)))

@@ -18,7 +18,7 @@ from typing import ClassVar
 
 from edge.draw import shapes
 from edge.live.events.tracks import Detection, Tracker, TrackSettings
-from edge.live.events.triggers import Finding, Trigger, TriggerState
+from edge.live.events.triggers import Finding, Trigger, TriggerState, has_area
 from edge.live.events.zones import Zone
 
 TYPES = ("new", "update", "end", "on", "off")
@@ -152,5 +152,6 @@ def detections(results: dict) -> list[Detection]:
             continue
         scores = result.scores.get("bboxes", [])
         boxes = [s for s in shapes(result.parsed[task]) if s.kind == "box"]
-        out += [Detection(task, s.label, tuple(s.coords), score) for s, score in zip(boxes, scores)]
+        out += [Detection(task, s.label, tuple(s.coords), score) for s, score in zip(boxes, scores)
+                if has_area(s.coords)]
     return out

@@ -179,9 +179,14 @@ class FrameLook:
 
 
 def scored_boxes(answer: dict, scores: dict) -> list[tuple[float, tuple, str]]:
-    """(score, box, label) of a box answer."""
+    """(score, box, label) of a box answer's boxes that have an area (a model can give x2 < x1)."""
     labels = answer.get("labels", answer.get("bboxes_labels", []))
-    return [(s, tuple(b), label) for s, b, label in zip(scores.get("bboxes", []), answer["bboxes"], labels)]
+    return [(s, tuple(b), label) for s, b, label in zip(scores.get("bboxes", []), answer["bboxes"], labels)
+            if has_area(b)]
+
+
+def has_area(box) -> bool:
+    return box[0] < box[2] and box[1] < box[3]
 
 
 class TriggerState:
