@@ -150,8 +150,8 @@ def run_images(model: Florence2, images, tasks, text=None, region=None, beams=No
                                       "scores": res.scores, "timings": vars(res.timings)}), file=out)
                 else:
                     print(f"\n  {json.dumps(res.parsed[res.task])}", file=out)
-                    print(f"  score {res.score:.2f}" + "".join(f", {key} {values}" for key, values in res.scores.items()),
-                          file=out)
+                    shapes = "".join(f", {key} {values}" for key, values in res.scores.items())
+                    print(f"  score {res.score:.2f}{shapes}", file=out)
                     t = res.timings
                     print(f"  vision {t.vision_ms:.0f} ms, encoder {t.encoder_ms:.0f} ms, "
                           f"decode {t.decode_ms:.0f} ms / {t.tokens} tokens", file=out)

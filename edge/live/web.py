@@ -6,7 +6,8 @@ per connection (a viewer that stalls stalls only its own thread, and is dropped 
 
 Routes, and nothing else (no file is served by path): `/` the page, `/stream.mjpg` and
 `/snapshot.jpg` (`?overlay=0`: the clean picture), `/events` (server-sent events), `/results`,
-`/stats`, `/healthz`, and `POST /config`. With a token, every route wants it, as
+`/stats`, `/state` (tracked objects, triggers, zones), `/healthz`, and `POST /config` (tasks and
+text; zones and triggers, checked as on the command line). With a token, every route wants it, as
 `Authorization: Bearer TOKEN` or `?token=TOKEN`.
 """
 
@@ -25,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from edge.errors import FlorenceEdgeError
 from edge.live.broadcast import JPEG_QUALITY, EventHub, FrameHub
+from edge.live.events.settings import triggers_from, zones_from
 
 TIMEOUT = 10.0  # s a client may take to send its request or to take the next piece of a stream
 MAX_STREAMS = 8  # MJPEG and event streams at once; more get 503
@@ -87,6 +89,10 @@ class WebView:
                      rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                      captured_per_s=round(stats["captured"] / stats["seconds"], 2) if stats["seconds"] else 0.0)
         return stats
+
+    def state(self) -> dict:
+        events = self.live.events
+        return events.snapshot() if events is not None else {"tracks": [], "triggers": {}, "zones": []}
 
     def health(self) -> str | None:
         """None when frames flow and the model is loaded, else why not."""
@@ -171,7 +177,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._route({"/": self._page, "/stream.mjpg": self._mjpeg, "/snapshot.jpg": self._snapshot,
                      "/events": self._events, "/results": lambda: self._json(200, self.view.results),
-                     "/stats": lambda: self._json(200, self.view.stats()), "/healthz": self._health})
+                     "/stats": lambda: self._json(200, self.view.stats()), "/healthz": self._health,
+                     "/state": lambda: self._json(200, self.view.state())})
 
     def do_HEAD(self) -> None:
         self.do_GET()
@@ -211,18 +218,34 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(self.rfile.read(int(length)))
             if not isinstance(body, dict):
                 raise ValueError("a JSON object is needed")
-            tasks = body.get("tasks", self.view.live.tasks)
-            if isinstance(tasks, str):
-                tasks = [t for t in tasks.replace(",", " ").split() if t]
-            if not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks):
-                raise ValueError("tasks is a list of task names")
-            self.view.live.configure(tasks, body.get("text"))
+            applied = {}
+            if "zones" in body or "triggers" in body:
+                applied.update(self._configure_events(body))
+            if "tasks" in body or "text" in body or not applied:
+                tasks = body.get("tasks", self.view.live.tasks)
+                if isinstance(tasks, str):
+                    tasks = [t for t in tasks.replace(",", " ").split() if t]
+                if not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks):
+                    raise ValueError("tasks is a list of task names")
+                self.view.live.configure(tasks, body.get("text"))
+                applied.update(tasks=self.view.live.tasks, text=body.get("text"))
         except (ValueError, FlorenceEdgeError) as exc:
             self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
             return
-        applied = {"tasks": self.view.live.tasks, "text": body.get("text")}
         self.view.events.publish("config", json.dumps(applied))
         self._json(200, applied)
+
+    def _configure_events(self, body: dict) -> dict:
+        """Zones and triggers from a body, checked together as `live` checks its settings: a zone a
+        kept trigger names must stay."""
+        live = self.view.live
+        if live.events is None:
+            raise ValueError("events are off in this loop")
+        zones = zones_from(body["zones"]) if "zones" in body else live.events.zones
+        current = [s.trigger.as_json() for s in live.events.triggers.values()]
+        triggers = triggers_from(body.get("triggers", current), live.model, zones)
+        live.configure_events(zones, triggers)
+        return {"zones": [z.as_json() for z in zones], "triggers": [t.as_json() for t in triggers]}
 
     def _stream(self, content_type: str, pieces) -> None:
         """Send `pieces` (an iterator of bytes) until the client leaves; bounded in number."""
