@@ -122,10 +122,11 @@ class ClipRun:
 
 
 def run_clip(model: Florence2, path: Path, triggers=(), zones=(), tracking: TrackSettings | None = None,
-             tasks=("OD",)) -> ClipRun:
-    """Play a clip file through `live` (every frame, in order) and keep what the tracker saw."""
+             tasks=("OD",), every_frame: bool = True) -> ClipRun:
+    """Play a clip file through `live` (every frame in order, or at its own rate as a camera would
+    deliver it) and keep what the tracker saw."""
     stream = EventStream("bench", zones, triggers, tracking)
-    live = Live(model, open_source(str(path)), list(tasks), every_frame=True, change_threshold=0.0,
+    live = Live(model, open_source(str(path)), list(tasks), every_frame=every_frame, change_threshold=0.0,
                 events=stream)
     run = ClipRun()
     for item in live:

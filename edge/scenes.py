@@ -272,7 +272,7 @@ def make_clip(seed: int, frames: int = 24) -> Clip:
     for i, index in enumerate(rng.permutation(len(pairs))[:count]):
         shape, colour = pairs[index]
         side = float(rng.choice([s for s in SIDES if s <= band - GRID] or [SIDES[0]]))
-        start = int(rng.integers(0, frames // 3)) if rng.random() < 0.6 else 0
+        start = int(rng.integers(0, max(1, frames // 3))) if rng.random() < 0.6 else 0
         end = int(rng.integers(start + frames // 3, frames + 1)) if rng.random() < 0.5 else frames
         along = _on_grid(rng, GRID, int(CANVAS - MARGIN - side))
         across = float(GRID * max(1, (i * band + (band - side) / 2) // GRID))
