@@ -209,7 +209,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     model = Florence2(args.model, num_threads=args.threads)
-    report = {"scores": score_separation(model, args.scenes)}
+    report = {"streaming": streaming_cost(model), "scores": score_separation(model, args.scenes)}
     totals: dict = {"objects": 0, "missed": 0, "id_switches": 0, "fragmentations": 0, "new_delay_frames": [],
                     "end_delay_s": [], "hits": 0, "misses": 0, "false_fires": 0, "quiet_absent": 0}
     trigger_ms, frame_ms, plain_ms = [], [], []
@@ -238,6 +238,37 @@ def main() -> None:
 
 def _spread(values) -> dict:
     return {"median": statistics.median(values), "max": max(values), "n": len(values)} if values else {}
+
+
+def streaming_cost(model: Florence2, images: int = 3, tokens: int = 64, rounds: int = 5) -> dict:
+    """What scoring adds to each decoded token: greedy CAPTION decoding with and without the
+    per-token probabilities (`edge.decoding._choice` swapped for one that computes none), alternated
+    in one process, `tokens` tokens each (EOS ignored by a max_new_tokens no answer reaches first)."""
+    import edge.decoding as decoding
+
+    def unscored(raw, token, forced, s):
+        return decoding.Choice(token, 0.0, 0.0)
+
+    scored = decoding._choice
+    pictures = [model.encode(make_scene(SCORE_SEED + n).image) for n in range(images)]
+    per_token = {"scored": [], "unscored": []}
+    per_frame = {"scored": [], "unscored": []}  # the frame's vision run and the answer's encoder and tokens
+    for _ in range(rounds):
+        for name, choice in (("unscored", unscored), ("scored", scored)):
+            decoding._choice = choice
+            try:
+                for encoded in pictures:
+                    t = model.run(encoded, "CAPTION", num_beams=1, max_new_tokens=tokens).timings
+                    per_token[name].append(t.decode_ms / t.tokens)
+                    per_frame[name].append(encoded.vision_ms + t.encoder_ms + t.decode_ms)
+            finally:
+                decoding._choice = scored
+    out = {"runs": len(per_token["scored"]), "tokens": tokens}
+    for label, values in (("token", per_token), ("frame", per_frame)):
+        med = {name: statistics.median(v) for name, v in values.items()}
+        out[f"ms_per_{label}"] = {k: round(v, 3) for k, v in med.items()}
+        out[f"{label}_slower_pct"] = round(100 * (med["scored"] / med["unscored"] - 1), 2)
+    return out
 
 
 if __name__ == "__main__":

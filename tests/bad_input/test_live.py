@@ -16,6 +16,17 @@ from expect import cli, ends_cleanly
     (["--source", "scenes", "-t", "OD", "--change-threshold", "3"], "expects a number from 0 to 1"),
     (["--source", "scenes", "-t", "OD", "--record", "out.txt"], "--record out.txt: name a video file"),
     (["--source", "scenes", "-t", "OD", "--record", "notes.mp4"], "already exists; pass --force"),
+    # Zones and triggers are checked before the camera opens (the source here does not exist).
+    (["--source", "nowhere.mp4", "-t", "OD", "--trigger", "red="], "the text to look for is empty"),
+    (["--source", "nowhere.mp4", "-t", "OD", "--trigger", "red"], "--trigger expects NAME=TEXT"),
+    (["--source", "nowhere.mp4", "-t", "OD", "--trigger", "red=" + "a red circle " * 30], "text input too long"),
+    (["--source", "nowhere.mp4", "-t", "OD", "--zone", "door=0,0 1,1"], "needs at least three points"),
+    (["--source", "nowhere.mp4", "-t", "OD", "--zone", "door=0,0 1.5,0 1,1"], "outside 0-1"),
+    (["--source", "nowhere.mp4", "-t", "OD", "--zone", "door=0,0 1,1 1,0 0,1"], "crosses itself"),
+    (["--source", "nowhere.mp4", "-t", "OD", "--zone", "a=0,0 1,0 1,1", "--zone", "a=0,0 1,0 0,1"],
+     "the name 'a' is used twice"),
+    (["--source", "nowhere.mp4", "-t", "OD", "--trigger", "t=a cat", "--trigger", "t=a dog"],
+     "the name 't' is used twice"),
 ])
 def test_bad_live_input_is_one_line(demo_int8_bundle, user_files, args, message):
     (user_files / "notes.mp4").write_text("the user's\n")
@@ -23,3 +34,12 @@ def test_bad_live_input_is_one_line(demo_int8_bundle, user_files, args, message)
     ends_cleanly(result, 2, message, "live")
     assert result.stdout == ""
     assert (user_files / "notes.mp4").read_text() == "the user's\n"
+
+
+def test_a_trigger_in_an_unknown_zone_in_a_config_file(demo_int8_bundle, user_files):
+    config = user_files / "events.toml"
+    config.write_text('[[zones]]\nname = "door"\npoints = [[0, 0], [1, 0], [1, 1]]\n\n'
+                      '[[triggers]]\nname = "parcel"\ntext = "a red square"\nzone = "porch"\n')
+    result = cli("live", "-m", demo_int8_bundle[0], "--source", "nowhere.mp4", "-t", "OD", "--config", config,
+                 cwd=user_files)
+    ends_cleanly(result, 2, "triggers #1 'parcel': unknown zone 'porch' (zones: door)", "live")

@@ -101,7 +101,9 @@ def test_every_route(view, tmp_path):
     assert all(part[:2] == b"\xff\xd8" for part in parts)
     results = json.loads(view.get("/results")[2])
     assert set(results) == {"<OD>", "<CAPTION>"} and results["<OD>"]["image_size"] == [384, 384]
-    assert {"frame", "time", "task", "text", "parsed", "reused", "timings", "shapes"} <= set(results["<OD>"])
+    assert {"frame", "time", "task", "text", "parsed", "reused", "timings", "shapes", "score", "scores"} <= set(
+        results["<OD>"])
+    assert all(0 < shape["score"] <= 1 for shape in results["<OD>"]["shapes"])
     stats = view.stats()
     assert {"captured_per_s", "inferred_per_s", "dropped", "reused", "frame_age_s", "rss_mb", "viewers",
             "final_ms", "stages_ms"} <= set(stats)
@@ -143,6 +145,27 @@ def test_config_changes_tasks_and_refuses_bad_input(view):
         time.sleep(0.2)
     assert "<OCR>" in json.loads(view.get("/results")[2])
     assert post(json.dumps({"tasks": ["OD", "CAPTION"]}))[0] == 200
+
+
+def test_config_sets_zones_and_triggers_with_the_command_line_checks(view):
+    def post(body):
+        status, _, data = view.get("/config", {"Content-Type": "application/json"}, "POST", json.dumps(body))
+        return status, json.loads(data)
+
+    left = {"name": "left", "points": [[0, 0], [0.5, 0], [0.5, 1], [0, 1]]}
+    status, applied = post({"zones": [left], "triggers": [{"name": "red", "text": "a red circle", "zone": "left"}]})
+    assert status == 200 and applied["zones"][0]["name"] == "left" and applied["triggers"][0]["zone"] == "left"
+    state = json.loads(view.get("/state")[2])
+    assert state["zones"][0]["points"] == left["points"] and state["triggers"]["red"]["text"] == "a red circle"
+    for body, message in (({"zones": [{"name": "z", "points": [[0, 0], [1, 1]]}]}, "at least three points"),
+                          ({"zones": []}, "unknown zone 'left'"),  # the kept trigger names it
+                          ({"triggers": [{"name": "t", "text": ""}]}, "the text to look for is empty"),
+                          ({"zones": [{"name": "x", "points": [[0, 0], [1, 1], [1, 0], [0, 1]]}]}, "crosses itself")):
+        status, reply = post(body)
+        assert status == 400 and message in reply["error"], reply
+    assert json.loads(view.get("/state")[2])["zones"][0]["name"] == "left"  # a refused change changes nothing
+    assert post({"zones": [], "triggers": []})[0] == 200
+    assert json.loads(view.get("/state")[2])["zones"] == []
 
 
 def test_unknown_paths_and_malformed_requests(view):
