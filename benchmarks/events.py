@@ -125,15 +125,20 @@ def run_clip(model: Florence2, path: Path, triggers=(), zones=(), tracking: Trac
              tasks=("OD",), every_frame: bool = True) -> ClipRun:
     """Play a clip file through `live` (every frame in order, or at its own rate as a camera would
     deliver it) and keep what the tracker saw."""
-    stream = EventStream("bench", zones, triggers, tracking)
+    run = ClipRun()
+
+    class Watched(EventStream):
+        def frame(self, number, *args):
+            events = super().frame(number, *args)
+            run.seen[number] = [(t.id, t.box) for t in self.tracker.tracks if t.confirmed and t.seen_now]
+            return events
+
+    stream = Watched("bench", zones, triggers, tracking)
     live = Live(model, open_source(str(path)), list(tasks), every_frame=every_frame, change_threshold=0.0,
                 events=stream)
-    run = ClipRun()
     for item in live:
         if item.kind == "event":
             run.events.append(item)
-        elif item.kind == "result" and item.task == "<OD>":
-            run.seen[item.frame] = [(t.id, t.box) for t in stream.tracker.tracks if t.confirmed and t.seen_now]
     run.trigger_ms = list(live._trigger_ms)
     run.frame_ms = list(live.latency.final)
     return run

@@ -262,20 +262,21 @@ def make_clip(seed: int, frames: int = 24) -> Clip:
     """A clip of `frames` frames: 1-3 shapes (distinct colour and shape pairs, placed on the grid, as
     the demo model was trained) that each come in at some frame, move one grid step a frame in
     their own direction (some stand still), bounce off the edges, and may leave before the end.
-    Shapes never overlap: their lanes are kept apart (each moves along its own row or column band)."""
+    Shapes never meet: each moves along its own row or column band, a grid step from the next."""
     rng = np.random.default_rng(seed)
     pairs = [(s, c) for s in SHAPES for c in COLOURS]
     count = int(rng.integers(1, 4))
     objects = []
     horizontal = bool(rng.integers(2))
-    band = CANVAS // count
+    # Lanes a grid step apart: shapes that touch read as one to the demo model, which never saw it.
+    stride = GRID * ((CANVAS - MARGIN) // count // GRID)
     for i, index in enumerate(rng.permutation(len(pairs))[:count]):
         shape, colour = pairs[index]
-        side = float(rng.choice([s for s in SIDES if s <= band - GRID] or [SIDES[0]]))
+        side = float(rng.choice([s for s in SIDES if s <= stride - GRID]))
         start = int(rng.integers(0, max(1, frames // 3))) if rng.random() < 0.6 else 0
         end = int(rng.integers(start + frames // 3, frames + 1)) if rng.random() < 0.5 else frames
         along = _on_grid(rng, GRID, int(CANVAS - MARGIN - side))
-        across = float(GRID * max(1, (i * band + (band - side) / 2) // GRID))
+        across = float(GRID + i * stride)
         origin = (along, across) if horizontal else (across, along)
         moving = int(rng.choice([-1, 1])) if rng.random() < 0.8 else 0
         step = (moving, 0) if horizontal else (0, moving)

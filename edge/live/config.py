@@ -207,7 +207,7 @@ SETTINGS = (
     Setting("events", "track_expire", _number(0, above=True), 5.0, "seconds unseen before a track ends (`end`)"),
     Setting("events", "track_distance", _number(0, above=True), 2.0,
             "how far (box sizes) an object may move between two inferred frames and keep its track"),
-    Setting("events", "track_min_score", _number(0, 1), 0.3, "detections scored lower are not tracked"),
+    Setting("events", "track_min_score", _number(0, 1), 0.5, "detections scored lower are not tracked"),
     Setting("zones", "zones", _tables("zones", _zone_option),
             help="a zone: NAME=x,y x,y x,y (fractions of the picture, repeatable); in files [[zones]] with name, "
                  "points, inertia, loitering", tables=True),

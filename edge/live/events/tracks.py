@@ -9,8 +9,11 @@ Florence-2 does not have; ours come from `edge.confidence`.
 Association: per label, by the distance between box centres divided by the boxes' size (the mean
 of their square-rooted areas), taken from the last box or from where the track's last two boxes
 say it went (the smaller of the two), plus how much width and height changed (|log ratio| each).
-Pairs under `max_distance` are linked cheapest first. A board infers about once a second, so an
-object can move a box-width between two inferences: overlap (IoU) would lose it.
+Pairs within a track's reach are linked cheapest first. A board infers about once a second, so an
+object can move a box-width between two inferences: overlap (IoU) would lose it. The reach is
+`max_distance` for a track seen moving that fast (or seen once), and shrinks to `still_distance`
+for one seen standing still, growing with the time since it was last seen: a parked car missed on
+one frame keeps its track instead of jumping to a car that just drove in beside it.
 
 Lifecycle, counted in inferred frames and in the source's own seconds (never camera frames): a
 track is tentative until seen on `min_hits` inferred frames in a row (then `new`); a tentative
@@ -36,7 +39,8 @@ class TrackSettings:
     min_hits: int = 2  # inferred frames in a row before a track is announced
     expire_after: float = 5.0  # s unseen before it ends
     max_distance: float = 2.0  # normalised distance beyond which a detection is another object
-    min_score: float = 0.3  # detections scored lower are ignored
+    still_distance: float = 0.5  # the reach of a track seen standing still
+    min_score: float = 0.5  # detections scored lower are ignored (Frigate's default threshold too)
     update_every: float = 60.0  # s: an update that reports only movement comes at most this often
 
 
@@ -112,6 +116,16 @@ def _predicted(track: Track, seconds: float):
     return tuple(v1 + (v1 - v0) * k for v0, v1 in zip(b0, b1))
 
 
+def _reach(track: Track, seconds: float, s: TrackSettings) -> float:
+    """How far (normalised) a track's object may have gone by `seconds`: twice its last speed times
+    the time since it was seen, plus `still_distance`, at most `max_distance`."""
+    if len(track.history) < 2:
+        return s.max_distance
+    (t0, b0), (t1, b1) = track.history[-2], track.history[-1]
+    speed = distance(b0, b1) / max(t1 - t0, 1e-3)
+    return min(s.max_distance, s.still_distance + 2 * speed * max(seconds - t1, 0.0))
+
+
 class Tracker:
     """Feed each inferred frame's detections to `update`, each reused frame to `keep_alive`; both
     return the lifecycle changes as (type, track, before-state or None)."""
@@ -170,11 +184,11 @@ class Tracker:
         s = self.settings
         costs = []
         for ti, track in enumerate(self.tracks):
-            predicted = _predicted(track, seconds)
+            predicted, reach = _predicted(track, seconds), _reach(track, seconds, s)
             for di, det in enumerate(detections):
                 if det.label == track.label and det.task == track.task:
                     cost = distance(track.box, det.box, predicted)
-                    if cost <= s.max_distance:
+                    if cost <= reach:
                         costs.append((cost, ti, di))
         pairs, taken_t, taken_d = [], set(), set()
         for _, ti, di in sorted(costs):
