@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import ImageDraw, ImageFilter
 
+from edge.decoding import Choice, process_scores
 from edge.live.events.stream import EventStream
 from edge.live.events.tracks import TrackSettings
 from edge.live.events.triggers import FrameLook, Trigger
@@ -246,35 +247,41 @@ def _spread(values) -> dict:
 
 
 def streaming_cost(model: Florence2, images: int = 3, tokens: int = 64, rounds: int = 5) -> dict:
-    """What scoring adds to each decoded token: greedy CAPTION decoding with and without the
-    per-token probabilities (`edge.decoding._choice` swapped for one that computes none), alternated
-    in one process, `tokens` tokens each (EOS ignored by a max_new_tokens no answer reaches first)."""
-    import edge.decoding as decoding
+    """What scoring costs the streaming path: greedy CAPTION decoding as it is against the greedy loop
+    as it was before scores (process the logits, take the argmax, no probabilities), alternated in
+    one process on the same encoded pictures (each answer up to `tokens` tokens)."""
+    import edge.model
 
-    def unscored(raw, token, forced, s):
-        return decoding.Choice(token, 0.0, 0.0)
+    def unscored(stepper, s):
+        seq = np.array([[s.decoder_start_id]], dtype=np.int64)
+        while seq.shape[1] < s.max_length:
+            logits = stepper.step(seq[:, -1], seq.shape[1] - 1).astype(np.float32, copy=True)
+            token = int(np.argmax(process_scores(logits, seq, s)[0]))
+            seq = np.concatenate([seq, [[token]]], axis=1)
+            yield Choice(token, 0.0, 0.0)
+            if token == s.eos_id:
+                return
 
-    scored = decoding._choice
+    scored = edge.model.greedy
     pictures = [model.encode(make_scene(SCORE_SEED + n).image) for n in range(images)]
     per_token = {"scored": [], "unscored": []}
     per_frame = {"scored": [], "unscored": []}  # the frame's vision run and the answer's encoder and tokens
     for _ in range(rounds):
-        for name, choice in (("unscored", unscored), ("scored", scored)):
-            decoding._choice = choice
+        for name, search in (("unscored", unscored), ("scored", scored)):
+            edge.model.greedy = search
             try:
                 for encoded in pictures:
                     t = model.run(encoded, "CAPTION", num_beams=1, max_new_tokens=tokens).timings
                     per_token[name].append(t.decode_ms / t.tokens)
                     per_frame[name].append(encoded.vision_ms + t.encoder_ms + t.decode_ms)
             finally:
-                decoding._choice = scored
+                edge.model.greedy = scored
     out = {"runs": len(per_token["scored"]), "tokens": tokens}
     for label, values in (("token", per_token), ("frame", per_frame)):
         med = {name: statistics.median(v) for name, v in values.items()}
         out[f"ms_per_{label}"] = {k: round(v, 3) for k, v in med.items()}
         out[f"{label}_slower_pct"] = round(100 * (med["scored"] / med["unscored"] - 1), 2)
     return out
-
 
 if __name__ == "__main__":
     main()

@@ -89,14 +89,30 @@ def _force(scores: np.ndarray, token: int) -> None:
 
 
 def greedy(stepper: Stepper, s: DecodeSettings) -> Iterator[Choice]:
-    """Yield each new token as it is chosen; the last one is EOS unless the limit cut it."""
+    """Yield each new token as it is chosen; the last one is EOS unless the limit cut it.
+
+    The same choice as the argmax of `process_scores`, without copying the vocabulary's logits on
+    the steps where no rule applies: a token that is the raw argmax and not banned is that argmax."""
     seq = np.array([[s.decoder_start_id]], dtype=np.int64)
     while seq.shape[1] < s.max_length:
         raw = stepper.step(seq[:, -1], seq.shape[1] - 1)[0]
-        processed = process_scores(raw[None].astype(np.float32, copy=True), seq, s)[0]
-        token = int(np.argmax(processed))
+        cur_len = seq.shape[1]
+        if _forced(cur_len, s):
+            at_limit = s.forced_eos_id is not None and cur_len == s.max_length - 1  # EOS wins, as in process_scores
+            token = s.forced_eos_id if at_limit else s.forced_bos_id
+            choice = Choice(token, 0.0, 0.0)
+        else:
+            token = int(np.argmax(raw))
+            top = raw[token]
+            banned = _banned_ngram_tokens(seq[0], s.no_repeat_ngram_size) if (
+                s.no_repeat_ngram_size > 0 and cur_len + 1 >= s.no_repeat_ngram_size) else ()
+            if token in banned:
+                masked = raw.astype(np.float32, copy=True)
+                masked[banned] = -np.inf
+                token = int(np.argmax(masked))
+            choice = _choice(raw, token, top, s)
         seq = np.concatenate([seq, [[token]]], axis=1)
-        yield _choice(raw, token, _forced(seq.shape[1] - 1, s), s)
+        yield choice
         if token == s.eos_id:
             return
 
@@ -107,11 +123,8 @@ def _forced(cur_len: int, s: DecodeSettings) -> bool:
                                                             and cur_len == s.max_length - 1)
 
 
-def _choice(raw: np.ndarray, token: int, forced: bool, s: DecodeSettings) -> Choice:
-    """`token`'s Choice from one hypothesis' raw logits."""
-    if forced:
-        return Choice(token, 0.0, 0.0)
-    top = raw.max()
+def _choice(raw: np.ndarray, token: int, top: float, s: DecodeSettings) -> Choice:
+    """`token`'s Choice from one hypothesis' raw logits, whose largest is `top`."""
     head = raw[raw > top - _TAIL]
     return _scored(raw, token, float(top + np.log(np.exp(head - top).sum())), s)
 
