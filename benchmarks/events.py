@@ -192,6 +192,7 @@ def trigger_quality(clip: Clip, run: ClipRun, triggers: list[tuple[Trigger, bool
     """Per trigger: whether it fired while its target was in view (a hit), or without it (false)."""
     names = {o.id: f"a {o.name}" for o in clip.objects}
     hits = misses = false = quiet = 0
+    delays = []
     for trigger, present in triggers:
         ons = [e for e in run.events if e.type == "on" and e.name == trigger.name]
         if present:
@@ -199,11 +200,12 @@ def trigger_quality(clip: Clip, run: ClipRun, triggers: list[tuple[Trigger, bool
             inside = [e for e in ons if obj.start <= e.frame < obj.end]
             hits += bool(inside)
             misses += not inside
+            delays += [inside[0].frame - obj.start] if inside else []
             false += len(ons) - len(inside)
         else:
             false += len(ons)
             quiet += not ons
-    return {"hits": hits, "misses": misses, "false_fires": false, "quiet_absent": quiet}
+    return {"hits": hits, "misses": misses, "false_fires": false, "quiet_absent": quiet, "on_delay_frames": delays}
 
 
 def main() -> None:
@@ -217,7 +219,8 @@ def main() -> None:
     model = Florence2(args.model, num_threads=args.threads)
     report = {"streaming": streaming_cost(model), "scores": score_separation(model, args.scenes)}
     totals: dict = {"objects": 0, "missed": 0, "id_switches": 0, "fragmentations": 0, "new_delay_frames": [],
-                    "end_delay_s": [], "hits": 0, "misses": 0, "false_fires": 0, "quiet_absent": 0}
+                    "end_delay_s": [], "on_delay_frames": [], "hits": 0, "misses": 0, "false_fires": 0,
+                    "quiet_absent": 0}
     trigger_ms, frame_ms, plain_ms = [], [], []
     with tempfile.TemporaryDirectory() as folder:
         for n in range(args.clips):
@@ -235,6 +238,7 @@ def main() -> None:
     totals.update(
         recall=hits / max(1, hits + totals["misses"]), precision=hits / max(1, hits + false),
         new_delay_frames=_spread(totals["new_delay_frames"]), end_delay_s=_spread(totals["end_delay_s"]),
+        on_delay_frames=_spread(totals["on_delay_frames"]),
         triggers_ms_per_frame=round(statistics.median(trigger_ms), 1) if trigger_ms else 0.0,
         frame_ms_with_triggers=round(statistics.median(frame_ms), 1),
         frame_ms_without=round(statistics.median(plain_ms), 1))
