@@ -19,6 +19,7 @@ import resource
 import sys
 import threading
 import time
+from collections import deque
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -34,6 +35,7 @@ MAX_BODY = 16 * 1024
 MJPEG_FPS = 15.0  # a viewer's default cap (`?fps=` up to 60): results change a few times a second at most
 FRAMES_STALE = 5.0  # s without a frame: /healthz says 503
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+RECENT_EVENTS = 30  # events /state keeps for a page that opens later
 
 
 def check_binding(host: str, token: str | None) -> None:
@@ -62,6 +64,7 @@ class WebView:
         self.frames = FrameHub(live.overlay.render, jpeg_quality)
         self.events = EventHub()
         self.results: dict[str, dict] = {}
+        self.recent = deque(maxlen=RECENT_EVENTS)  # the newest events, for a page opened after them
         self.streams = threading.BoundedSemaphore(MAX_STREAMS)
         self.viewers = 0
         self._viewers_lock = threading.Lock()
@@ -80,6 +83,8 @@ class WebView:
     def on_event(self, kind: str, payload: dict) -> None:
         if kind == "result":
             self.results[payload["task"]] = payload
+        elif kind == "event":
+            self.recent.append(payload)
         self.events.publish(kind, json.dumps(payload))
 
     def stats(self) -> dict:
@@ -92,7 +97,8 @@ class WebView:
 
     def state(self) -> dict:
         events = self.live.events
-        return events.snapshot() if events is not None else {"tracks": [], "triggers": {}, "zones": []}
+        now = events.snapshot() if events is not None else {"tracks": [], "triggers": {}, "zones": []}
+        return {**now, "recent": list(self.recent)}
 
     def health(self) -> str | None:
         """None when frames flow and the model is loaded, else why not."""

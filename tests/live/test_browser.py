@@ -65,3 +65,36 @@ def test_the_page_draws_boxes_at_the_truth_and_shows_the_caption(demo_int8_bundl
         assert drawn[y2 - 4:y2 + 5, middle_x].any(), shape.name
         # ...and the picture inside it is left clean.
         assert not drawn[middle_y - 5:middle_y + 5, middle_x - 5:middle_x + 5].any(), shape.name
+
+
+def test_the_page_lists_events_and_draws_zones(demo_int8_bundle, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM, "this test needs Debian's chromium: make test (or make chromium) installs it"
+    scene = make_scene(SEED)
+    scene.image.resize((SIZE, SIZE)).save(tmp_path / "scene.png")
+    target = scene.shapes[0].name
+    running = Running(demo_int8_bundle[0], tmp_path / "scene.png", "--zone", "left=0,0 0.5,0 0.5,1 0,1",
+                      "--trigger", f"seen=a {target}", change_threshold="0.03")
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1100, "height": 760})
+            page.goto(f"http://{running.host}:{running.port}/")
+            page.wait_for_function("[...document.querySelectorAll('#events li')].some("
+                                   "li => li.textContent.includes('on seen'))", timeout=60000)
+            page.wait_for_function("document.getElementById('video').naturalWidth > 0", timeout=30000)
+            page.wait_for_timeout(500)
+            view = page.locator("#view")
+            with_overlay = Image.open(io.BytesIO(view.screenshot())).convert("RGB")
+            page.evaluate("document.getElementById('overlay').style.visibility = 'hidden'")
+            clean = Image.open(io.BytesIO(view.screenshot())).convert("RGB")
+            events = page.inner_text("#events")
+            browser.close()
+    finally:
+        running.stop()
+    assert "new" in events and "on seen" in events
+    drawn = np.abs(np.asarray(with_overlay, int) - np.asarray(clean, int)).sum(axis=2) > 60
+    middle = with_overlay.width // 2
+    column = drawn[:, middle - 2:middle + 3].any(axis=1)
+    assert column.mean() > 0.3  # the zone's dashed right edge runs down the middle
