@@ -18,6 +18,18 @@ SEED = 1_000_031
 SIZE = 384
 
 
+def _drawn(page) -> np.ndarray:
+    """Where the canvas draws over the video, once the video shows: the view with and without it."""
+    page.wait_for_function("document.getElementById('video').naturalWidth > 0", timeout=30000)
+    page.wait_for_timeout(500)
+    view = page.locator("#view")
+    with_overlay = Image.open(io.BytesIO(view.screenshot())).convert("RGB")
+    page.evaluate("document.getElementById('overlay').style.visibility = 'hidden'")
+    clean = Image.open(io.BytesIO(view.screenshot())).convert("RGB")
+    page.evaluate("document.getElementById('overlay').style.visibility = 'visible'")
+    return np.abs(np.asarray(with_overlay, int) - np.asarray(clean, int)).sum(axis=2) > 60
+
+
 def test_the_page_draws_boxes_at_the_truth_and_shows_the_caption(demo_int8_bundle, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -35,12 +47,7 @@ def test_the_page_draws_boxes_at_the_truth_and_shows_the_caption(demo_int8_bundl
             page.wait_for_function("document.querySelectorAll('.answer').length >= 2", timeout=30000)
             page.wait_for_function(f"document.getElementById('answer-<CAPTION>').innerText.includes("
                                    f"{json.dumps(caption(scene))})", timeout=30000)
-            page.wait_for_function("document.getElementById('video').naturalWidth > 0", timeout=30000)
-            page.wait_for_timeout(500)
-            view = page.locator("#view")
-            with_overlay = Image.open(io.BytesIO(view.screenshot())).convert("RGB")
-            page.evaluate("document.getElementById('overlay').style.visibility = 'hidden'")
-            clean = Image.open(io.BytesIO(view.screenshot())).convert("RGB")
+            drawn = _drawn(page)
             answers = page.inner_text("#answers")
             # The control changes the tasks while it runs, and says what is wrong with a bad one.
             page.fill("#tasks", "NOPE")
@@ -54,8 +61,7 @@ def test_the_page_draws_boxes_at_the_truth_and_shows_the_caption(demo_int8_bundl
     finally:
         running.stop()
     assert caption(scene) in answers
-    drawn = np.abs(np.asarray(with_overlay, int) - np.asarray(clean, int)).sum(axis=2) > 60
-    scale = with_overlay.width / 256
+    scale = drawn.shape[1] / 256
     for shape in scene.shapes:
         x1, y1, x2, y2 = (round(v * scale) for v in shape.box)
         middle_y, middle_x = (y1 + y2) // 2, (x1 + x2) // 2
@@ -83,18 +89,12 @@ def test_the_page_lists_events_and_draws_zones(demo_int8_bundle, tmp_path):
             page.goto(f"http://{running.host}:{running.port}/")
             page.wait_for_function("[...document.querySelectorAll('#events li')].some("
                                    "li => li.textContent.includes('on seen'))", timeout=60000)
-            page.wait_for_function("document.getElementById('video').naturalWidth > 0", timeout=30000)
-            page.wait_for_timeout(500)
-            view = page.locator("#view")
-            with_overlay = Image.open(io.BytesIO(view.screenshot())).convert("RGB")
-            page.evaluate("document.getElementById('overlay').style.visibility = 'hidden'")
-            clean = Image.open(io.BytesIO(view.screenshot())).convert("RGB")
+            drawn = _drawn(page)
             events = page.inner_text("#events")
             browser.close()
     finally:
         running.stop()
     assert "new" in events and "on seen" in events
-    drawn = np.abs(np.asarray(with_overlay, int) - np.asarray(clean, int)).sum(axis=2) > 60
-    middle = with_overlay.width // 2
+    middle = drawn.shape[1] // 2
     column = drawn[:, middle - 2:middle + 3].any(axis=1)
     assert column.mean() > 0.3  # the zone's dashed right edge runs down the middle
