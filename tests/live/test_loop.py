@@ -33,16 +33,21 @@ def _live(*args, **kw):
                           text=True, env=env, timeout=300, **kw)
 
 
-def test_every_frame_json_matches_truth_and_run_with_one_vision_run_per_scene(demo_int8_bundle, scene_video):
+def test_every_frame_json_matches_truth_and_run_with_few_vision_runs_per_scene(demo_int8_bundle, scene_video):
     result = _live("-m", demo_int8_bundle[0], "--source", scene_video, "-t", "OD", "-t", "CAPTION",
                    "--every-frame", "--json")
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [json.loads(line) for line in result.stdout.splitlines()]
+    lines = [line for line in lines if "event" not in line]  # the event lines are tested with the events
     assert [(line["frame"], line["task"]) for line in lines] == [
         (f, t) for f in range(len(SEEDS) * HOLD) for t in ("<OD>", "<CAPTION>")]
     stats = json.loads(result.stderr.strip().splitlines()[-1].split(": ", 1)[1])
-    assert stats["inferred"] == len(SEEDS) and stats["reused"] == len(SEEDS) * (HOLD - 1)
-    assert stats["dropped"] == 0
+    # A new scene is encoded; its next frame too while its objects' tracks await a second sighting (a
+    # reused frame is no evidence); after that the scene's frames reuse it.
+    encoded = sorted({line["frame"] for line in lines if not line["reused"]})
+    assert {f for f in range(len(SEEDS) * HOLD) if f % HOLD == 0} <= set(encoded)
+    assert all(f % HOLD in (0, 1) for f in encoded) and stats["inferred"] == len(encoded)
+    assert stats["reused"] == len(SEEDS) * HOLD - len(encoded) and stats["dropped"] == 0
 
     model = Florence2(demo_int8_bundle[0])
     frames = _decoded(scene_video)
@@ -50,7 +55,6 @@ def test_every_frame_json_matches_truth_and_run_with_one_vision_run_per_scene(de
     for line in lines:
         scene = make_scene(SEEDS[line["frame"] // HOLD])
         assert line["image_size"] == list(VIDEO_SIZE)
-        assert line["reused"] == (line["frame"] % HOLD != 0)
         if line["task"] == "<CAPTION>":
             assert line["parsed"] == caption(scene)
         else:
@@ -59,7 +63,7 @@ def test_every_frame_json_matches_truth_and_run_with_one_vision_run_per_scene(de
             assert all(max(iou(box, t) for t in truth) >= 0.5 for box in line["parsed"]["bboxes"])  # as mAP@0.5
         # An encoded frame equals `run` on it (greedy, as live decodes by default); a reused frame
         # carries the results of the frame whose encoding it reused.
-        encoded_frame = line["frame"] - line["frame"] % HOLD
+        encoded_frame = max(f for f in encoded if f <= line["frame"])
         ran = model.run(frames[encoded_frame], line["task"], num_beams=1)
         assert line["parsed"] == ran.parsed[line["task"]]
 
@@ -83,7 +87,7 @@ def test_scenes_source_demo_and_a_recording(demo_int8_bundle, tmp_path):
     result = _live("-m", demo_int8_bundle[0], "--source", "scenes", "-t", "OD", "--frames", "25",
                    "--record", out)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.count("<OD>") == 25
+    assert sum(line.startswith("frame ") for line in result.stdout.splitlines()) == 25
     frames = _decoded(out)
     assert len(frames) >= 25 and frames[0].shape == (256, 256, 3)
     assert not list(tmp_path.glob(".*"))  # the partial file was renamed into place
