@@ -2,10 +2,10 @@
 PYTHON ?= python3
 BUILD ?= build
 
-.PHONY: install demo train-demo test test-arm arm-sysroot chromium systemd
+.PHONY: install demo train-demo test test-arm arm-sysroot chromium systemd mosquitto
 
 install:
-	$(PYTHON) -m pip install -q -e '.[convert,camera,test]'
+	$(PYTHON) -m pip install -q -e '.[convert,camera,mqtt,test]'
 
 # Main job, offline: convert the committed demo model to a verified int8 bundle and run tasks on a sample.
 DEMO_MODEL ?= models/florence2-shapes
@@ -26,7 +26,7 @@ train-demo: install
 # Everything, the emulated ARM cores, the web page in a headless browser and systemd's verdict on the
 # units included (the sysroot is built once, about 40 s, 430 MB; Debian's chromium and systemd are
 # installed where missing, as root).
-test: install arm-sysroot chromium systemd
+test: install arm-sysroot chromium systemd mosquitto
 	$(PYTHON) -m ruff check .
 	FLORENCE_EDGE_ARM_SYSROOT=$(ARM_SYSROOT) $(PYTHON) -m pytest -q
 
@@ -45,3 +45,7 @@ chromium:
 # systemd-analyze, which verifies the units and rates their exposure (nothing is started).
 systemd:
 	@command -v systemd-analyze >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq systemd >/dev/null; }
+
+# The MQTT broker events are published to in the tests (started by them on a free loopback port).
+mosquitto:
+	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { apt-get update -qq && apt-get install -y -qq mosquitto >/dev/null; }

@@ -17,10 +17,12 @@ from PIL import Image
 
 from edge.errors import FlorenceEdgeError
 from edge.live import config
+from edge.live.broadcast import FrameHub
 from edge.live.events.settings import event_stream
 from edge.live.events.stream import Event
 from edge.live.loop import Live, LiveEvent
 from edge.live.notify import Notifier, watchdog_seconds
+from edge.live.outputs.wiring import Every, mqtt_output, mqtt_settings
 from edge.live.overlay import draw_into
 from edge.live.record import Recorder, check_target
 from edge.live.sources import CameraSettings, open_source
@@ -106,7 +108,8 @@ def main(args: argparse.Namespace) -> int:
                f"allowed by memory_max_mb ({settings.origins['memory_max_mb']})", low_memory=settings.low_memory)
     model = Florence2(settings.model, num_threads=settings.threads, runtime=settings.runtime,
                       low_memory=settings.low_memory)
-    events = event_stream(settings, model)  # zones and triggers checked before the camera opens
+    events = event_stream(settings, model)  # zones, triggers and outputs checked before the camera opens
+    broker = mqtt_settings(settings)
     camera = CameraSettings(settings.main_size, settings.lores_size, settings.fps)
     live = Live(model, open_source(settings.source, _model_size(model), camera), settings.tasks,
                 settings.text, settings.region, settings.every_frame, settings.loop, settings.change_threshold,
@@ -114,7 +117,12 @@ def main(args: argparse.Namespace) -> int:
                 events=events)
     recorder = Recorder(recorder_target, live.source.fps or 10.0, args.force) if recorder_target else None
     view = _serve(live, address, token, settings.jpeg_quality) if address else None
-    _attach_overlay(live, recorder, view)
+    frames = view.frames if view is not None else FrameHub(live.overlay.render, settings.jpeg_quality)
+    _attach_overlay(live, recorder, view, frames)
+    mqtt = mqtt_output(broker, live, frames, view.address if view else None, live.log) if broker else None
+    if mqtt is not None:
+        mqtt.start()
+    stats_due = Every(settings.stats_every)
     _stop_on_sigterm()
     ready, watchdog = False, None
     try:
@@ -127,6 +135,8 @@ def main(args: argparse.Namespace) -> int:
                 ready, watchdog = True, _ready(notifier, live)
             if event.kind != "partial":
                 _print(event, settings)
+            if mqtt is not None and event.kind != "partial":
+                _to_mqtt(mqtt, event, view, live, stats_due)
     except KeyboardInterrupt:
         pass  # Ctrl-C or SIGTERM: a normal way to end a live loop
     finally:
@@ -138,6 +148,8 @@ def main(args: argparse.Namespace) -> int:
             recorder.close()
         if view is not None:
             view.close()
+        if mqtt is not None:
+            mqtt.close()
     print(f"florence-edge live: {json.dumps(live.stats())}", file=sys.stderr)
     return 0
 
@@ -167,7 +179,17 @@ def _serve(live: Live, address: tuple[str, int], token: str | None, jpeg_quality
     return view
 
 
-def _attach_overlay(live: Live, recorder: Recorder | None, view: WebView | None) -> None:
+def _to_mqtt(mqtt, event, view, live: Live, stats_due: Every) -> None:
+    if isinstance(event, Event):
+        mqtt.on_event(event.as_json())
+        return
+    if not event.reused:
+        mqtt.on_result(event_json(event))
+    if stats_due():
+        mqtt.on_stats(view.stats() if view is not None else live.stats())
+
+
+def _attach_overlay(live: Live, recorder: Recorder | None, view: WebView | None, frames: FrameHub) -> None:
     """Draw results onto the source's own frames where it has a hook (picamera2's pre_callback: the
     preview and any recording carry them), onto what is recorded, and hand frames to the web view."""
     drawn_by_source = hasattr(live.source, "on_main")
@@ -186,6 +208,8 @@ def _attach_overlay(live: Live, recorder: Recorder | None, view: WebView | None)
             record(frame)
         if view is not None:
             view.on_frame(frame)
+        elif frame is not None:  # for MQTT's snapshots: a reference, encoded only when asked
+            frames.publish(frame.display if frame.display is not None else frame.image)
 
     live.on_frame = each
 

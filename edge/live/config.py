@@ -214,6 +214,18 @@ SETTINGS = (
     Setting("triggers", "triggers", _tables("triggers", parse_option),
             help="a text trigger: NAME=TEXT (repeatable); in files [[triggers]] with name, text, zone, frames, "
                  "clear_after, cooldown, min_score, check", tables=True),
+    Setting("mqtt", "mqtt", _text_kind(), help="publish events to this broker: mqtt://[USER@]HOST[:PORT] or "
+            "mqtts://... (the password from password_file)", file_key="url"),
+    Setting("mqtt", "mqtt_prefix", _text_kind(), "florence-edge", "topics go under PREFIX/CAMERA/",
+            file_key="prefix"),
+    Setting("mqtt", "discovery_prefix", _text_kind(), "homeassistant", "Home Assistant's discovery prefix"),
+    Setting("mqtt", "mqtt_password_file", _text_kind(), help="the broker password, read from this file",
+            file_key="password_file"),
+    Setting("mqtt", "mqtt_ca_file", _text_kind(), help="mqtts: the CA certificate file", file_key="ca_file"),
+    Setting("mqtt", "mqtt_cert_file", _text_kind(), help="mqtts: a client certificate file", file_key="cert_file"),
+    Setting("mqtt", "mqtt_key_file", _text_kind(), help="mqtts: the client certificate's key file",
+            file_key="key_file"),
+    Setting("mqtt", "stats_every", _number(1), 30.0, "seconds between the loop's figures on PREFIX/CAMERA/stats"),
     Setting("web", "http", _text_kind(), help="serve the web view on [HOST:]PORT (another host than 127.0.0.1 "
                                               "needs a token)"),
     Setting("web", "token_file", _text_kind(), help="read the web view's token from this file"),

@@ -27,6 +27,15 @@ from expect import cli, ends_cleanly
      "the name 'a' is used twice"),
     (["--source", "nowhere.mp4", "-t", "OD", "--trigger", "t=a cat", "--trigger", "t=a dog"],
      "the name 't' is used twice"),
+    # So are the outputs' settings.
+    (["--source", "nowhere.mp4", "-t", "OD", "--mqtt", "http://broker"], "use mqtt://[USER@]HOST[:PORT]"),
+    (["--source", "nowhere.mp4", "-t", "OD", "--mqtt", "mqtt://"], "name the broker"),
+    (["--source", "nowhere.mp4", "-t", "OD", "--mqtt", "mqtt://u:secret@broker"], "a password does not go in"),
+    (["--source", "nowhere.mp4", "-t", "OD", "--mqtt", "mqtt://broker:99999"], "bad port"),
+    (["--source", "nowhere.mp4", "-t", "OD", "--mqtt", "mqtts://broker", "--mqtt-ca-file", "no-ca.pem"],
+     "mqtt ca_file no-ca.pem: No such file"),
+    (["--source", "nowhere.mp4", "-t", "OD", "--mqtt", "mqtt://u@broker", "--mqtt-password-file", "none"],
+     "mqtt password_file none: No such file"),
 ])
 def test_bad_live_input_is_one_line(demo_int8_bundle, user_files, args, message):
     (user_files / "notes.mp4").write_text("the user's\n")

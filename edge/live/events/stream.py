@@ -70,6 +70,7 @@ class EventStream:
         self.zones: list[Zone] = list(zones)
         self.triggers: dict[str, TriggerState] = {t.name: TriggerState(t) for t in triggers}
         self.size = (1, 1)  # the newest frame's (width, height)
+        self.on_change = lambda: None  # told after zones or triggers change (outputs that list them)
 
     def configure(self, zones: list[Zone] | None = None, triggers: list[Trigger] | None = None) -> None:
         """New zones and triggers (checked by the caller); a trigger that keeps its name and settings keeps
@@ -80,6 +81,7 @@ class EventStream:
             old = self.triggers
             self.triggers = {t.name: old[t.name] if t.name in old and old[t.name].trigger == t else TriggerState(t)
                              for t in triggers}
+        self.on_change()
 
     @property
     def pending(self) -> bool:
