@@ -1,6 +1,14 @@
-"""A video written here from held-out scenes, each held for a few frames, with its ground truth."""
+"""A video written here from held-out scenes, each held for a few frames, with its ground truth; and a
+real MQTT broker (Debian's mosquitto) on a free loopback port with a client that records what it
+publishes."""
 
 from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
 
 import pytest
 
@@ -33,3 +41,98 @@ def scene_video(tmp_path_factory):
     path = tmp_path_factory.mktemp("video") / "scenes.mp4"
     write_video(path, SEEDS, HOLD)
     return path
+
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+class Broker:
+    def __init__(self, folder):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.config = folder / "mosquitto.conf"
+        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        self.proc = None
+        self.start()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.config)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("mosquitto did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+class Recorder:
+    """Subscribes to everything; `messages` holds (topic, payload bytes, retain) as they come."""
+
+    def __init__(self, port: int):
+        import paho.mqtt.client as mqtt
+
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe("#")
+        self.client.on_message = self._message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _message(self, client, userdata, message) -> None:
+        with self.lock:
+            self.messages.append((message.topic, message.payload, bool(message.retain)))
+
+    def wait(self, predicate, timeout: float = 60.0, what: str = "a message", since: int = 0):
+        """The messages (from the `since`-th on) that satisfy `predicate(topic, payload, retain)`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                found = [m for m in self.messages[since:] if predicate(*m)]
+            if found:
+                return found
+            time.sleep(0.1)
+        with self.lock:
+            topics = sorted({m[0] for m in self.messages})
+        raise AssertionError(f"no {what} within {timeout} s; topics seen: {topics}")
+
+    def publish(self, topic: str, payload: str) -> None:
+        self.client.publish(topic, payload, qos=1).wait_for_publish(5)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def broker(tmp_path):
+    running = Broker(tmp_path)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def subscribe(broker):
+    """Makes clients that record everything from the moment they subscribe (retained messages first)."""
+    made = []
+
+    def make() -> Recorder:
+        made.append(Recorder(broker.port))
+        return made[-1]
+
+    yield make
+    for recorder in made:
+        recorder.close()
+
+
+@pytest.fixture
+def listener(subscribe):
+    return subscribe()
