@@ -20,8 +20,8 @@ from converters.errors import ConversionError
 from converters.graphs import Dims
 from converters.source import check_image_size, load_source, resize_source
 from edge import manifest as mf
+from edge.bundle_memory import measure_bundle
 from edge.files import publish
-from edge.memory import measure_bundle
 from edge.quiet import quiet
 
 DEFAULT_CACHES = (64, 256, 1024)

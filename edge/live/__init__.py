@@ -3,7 +3,8 @@
 It imports the core (`edge.model`, parsers, drawing); the core never imports it.
 """
 
+from edge.live.frames import Frame, Source
 from edge.live.loop import Live, LiveEvent
-from edge.live.sources import Frame, Source, open_source
+from edge.live.sources import open_source
 
 __all__ = ["Frame", "Live", "LiveEvent", "Source", "open_source"]

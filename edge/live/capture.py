@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from edge.live.sources import Frame, Source, SourceLost
+from edge.live.frames import Frame, Source, SourceLost
 
 _BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0)  # s between attempts to reopen a lost camera
 

@@ -15,21 +15,22 @@ import sys
 
 from PIL import Image
 
+from edge.bundle_memory import check_fits
 from edge.errors import FlorenceEdgeError
 from edge.live import config
 from edge.live.broadcast import FrameHub
 from edge.live.events.settings import event_stream
 from edge.live.events.stream import Event
+from edge.live.frames import CameraSettings
 from edge.live.loop import Live, LiveEvent
 from edge.live.notify import Notifier, watchdog_seconds
 from edge.live.outputs.wiring import Every, mqtt_output, mqtt_settings
 from edge.live.overlay import draw_into
 from edge.live.record import Recorder, check_target
-from edge.live.sources import CameraSettings, open_source
+from edge.live.sources import open_source
 from edge.live.watchdog import Watchdog
 from edge.live.web import WebView, check_binding, parse_address
 from edge.manifest import load_manifest
-from edge.memory import check_fits
 from edge.model import Florence2
 from edge.runtime import select_runtime
 

@@ -13,7 +13,7 @@ import shutil
 from importlib import metadata
 from pathlib import Path
 
-from edge import cpu, memory, runtime
+from edge import bundle_memory, cpu, memory, runtime
 from edge.errors import FlorenceEdgeError
 from edge.live import config
 from edge.manifest import load_manifest
@@ -93,12 +93,12 @@ def bundle_fit(bundle: str) -> dict:
         path = runtime.select_runtime(None, manifest.quantization)
     except FlorenceEdgeError as exc:  # an int4 bundle on a path that cannot run it
         return {"bundle": bundle, "path": None, "need_mb": None, "fits": False, "why": str(exc)}
-    need = memory.bundle_need(manifest, path)
+    need = bundle_memory.bundle_need(manifest, path)
     fit = {"bundle": bundle, "path": path, "need_mb": need}
     if need is None:
         return {**fit, "fits": None, "why": "not measured (converted before convert measured memory)"}
     try:
-        memory.check_fits(manifest, path)
+        bundle_memory.check_fits(manifest, path)
     except FlorenceEdgeError as exc:
         return {**fit, "fits": False, "why": str(exc)}
     return {**fit, "fits": True, "why": f"needs about {need:.0f} MB at its peak on the {path} path"}

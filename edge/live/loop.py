@@ -22,9 +22,10 @@ from edge.live.capture import Capture, Mailbox
 from edge.live.change import DEFAULT_THRESHOLD, ChangeDetector
 from edge.live.events.stream import Event, EventStream
 from edge.live.events.triggers import DETECTION, FrameLook, scored_boxes
+from edge.live.frames import Frame, Source
 from edge.live.incremental import IncrementalParser, Partial
 from edge.live.overlay import Overlay
-from edge.live.sources import Frame, Source, open_source
+from edge.live.sources import open_source
 from edge.model import Florence2, Result
 from edge.prompts import normalize_task, task_input
 
@@ -237,7 +238,6 @@ class Live:
             return
         with self._config_lock:
             events = self.events.frame(frame.number, frame.seconds, frame.time, frame.size, results, findings)
-        self.overlay.tracks = [t.state() for t in self.events.tracker.confirmed]
         for event in events:
             self.on_event(event)
             yield event

@@ -35,7 +35,6 @@ class Overlay:
         self.stale_after = stale_after
         self.status = ""
         self.zones = []  # `edge.live.events.zones.Zone`s, outlined under the results
-        self.tracks = []  # confirmed tracks' states, for viewers that list them
         self._shown: dict[str, Shown] = {}
         self._lock = threading.Lock()
 

@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from edge.errors import FlorenceEdgeError
-from edge.live.sources import CameraSettings, Frame, Source, SourceLost
+from edge.live.frames import CameraSettings, Frame, Source, SourceLost
 
 MAIN_SIZE = (1280, 720)
 _TIMEOUT = 5.0  # s without a frame: the camera is lost (the ribbon came loose, the ISP stalled)

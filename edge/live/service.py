@@ -19,11 +19,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.bundle_memory import check_fits
 from edge.errors import FlorenceEdgeError
 from edge.files import publish
 from edge.live import config
 from edge.manifest import load_manifest
-from edge.memory import check_fits
 from edge.runtime import select_runtime
 from firmware_configs import SYSTEMD
 

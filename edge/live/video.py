@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from edge.errors import FlorenceEdgeError
-from edge.live.sources import CameraSettings, Frame, Source, SourceLost
+from edge.live.frames import CameraSettings, Frame, Source, SourceLost
 
 # (open, read) timeouts in seconds for devices and streams: a camera that stops answering is lost,
 # not waited on forever.

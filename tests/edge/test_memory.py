@@ -1,4 +1,5 @@
-"""Memory: the process peak, a bundle's measured need, and the one-line refusal of one too big."""
+"""Memory (`edge.memory`, `edge.bundle_memory`): the process peak, a bundle's measured need, the one-line
+refusal of one too big, and file pages handed back."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from expect import SAMPLE
 
-from edge import memory
+from edge import bundle_memory, memory
 from edge.errors import FlorenceEdgeError
 from edge.manifest import load_manifest
 
@@ -33,7 +34,7 @@ def test_peak_rss_starts_again_from_the_current_rss():
 
 def test_convert_measures_the_bundle_it_writes(demo_int8_bundle):
     measured = load_manifest(demo_int8_bundle[0]).measured
-    assert measured["task"] == memory.MEASURED_TASK and measured["machine"]
+    assert measured["task"] == bundle_memory.MEASURED_TASK and measured["machine"]
     paths = {"compiled", "interpreter"}
     assert set(measured["peak_rss_mb"]) == set(measured["first_start_peak_rss_mb"]) == paths
     assert set(measured["low_memory_peak_rss_mb"]) == paths
@@ -42,7 +43,7 @@ def test_convert_measures_the_bundle_it_writes(demo_int8_bundle):
 
 
 def test_a_measurement_is_a_fresh_process_peak(demo_int8_bundle):
-    again = memory.measure_bundle(demo_int8_bundle[0])
+    again = bundle_memory.measure_bundle(demo_int8_bundle[0])
     recorded = load_manifest(demo_int8_bundle[0]).measured
     # the same work measured twice: within allocator noise of each other
     for path, mb in recorded["peak_rss_mb"].items():
@@ -52,18 +53,18 @@ def test_a_measurement_is_a_fresh_process_peak(demo_int8_bundle):
 def test_a_bundle_over_the_limit_is_refused_with_its_figure(demo_copy):
     manifest = load_manifest(demo_copy)
     need = manifest.measured["peak_rss_mb"]["interpreter"]
-    memory.check_fits(manifest, "interpreter", need + 1, "allowed", machine=False)
+    bundle_memory.check_fits(manifest, "interpreter", need + 1, "allowed", machine=False)
     with pytest.raises(FlorenceEdgeError, match=rf"needs about {need:.0f} MB at its peak on the interpreter path "
                                                 r".* only 10 MB is allowed"):
-        memory.check_fits(manifest, "interpreter", 10, "allowed", machine=False)
+        bundle_memory.check_fits(manifest, "interpreter", 10, "allowed", machine=False)
 
 
 def test_an_unmeasured_path_counts_the_largest_figure(demo_copy):
     raw = json.loads((demo_copy / "manifest.json").read_text())
     raw["measured"]["peak_rss_mb"] = {"compiled": 100.0, "interpreter": 300.0}
     (demo_copy / "manifest.json").write_text(json.dumps(raw))
-    assert memory.bundle_need(load_manifest(demo_copy), "compiled") == 100.0
-    assert memory.bundle_need(load_manifest(demo_copy), "tflite-runtime") == 300.0
+    assert bundle_memory.bundle_need(load_manifest(demo_copy), "compiled") == 100.0
+    assert bundle_memory.bundle_need(load_manifest(demo_copy), "tflite-runtime") == 300.0
 
 
 def test_low_memory_mode_is_checked_against_its_own_figure(demo_copy):
@@ -72,9 +73,9 @@ def test_low_memory_mode_is_checked_against_its_own_figure(demo_copy):
     raw["measured"]["low_memory_peak_rss_mb"] = {"compiled": 380.0}
     (demo_copy / "manifest.json").write_text(json.dumps(raw))
     manifest = load_manifest(demo_copy)
-    memory.check_fits(manifest, "compiled", 400, "allowed", machine=False, low_memory=True)
+    bundle_memory.check_fits(manifest, "compiled", 400, "allowed", machine=False, low_memory=True)
     with pytest.raises(FlorenceEdgeError, match="needs about 700 MB"):
-        memory.check_fits(manifest, "compiled", 400, "allowed", machine=False)
+        bundle_memory.check_fits(manifest, "compiled", 400, "allowed", machine=False)
 
 
 def test_more_than_this_machine_has_is_refused(demo_copy):
@@ -82,14 +83,14 @@ def test_more_than_this_machine_has_is_refused(demo_copy):
     raw["measured"]["peak_rss_mb"] = {"compiled": memory.available_mb()[0] * 4}
     (demo_copy / "manifest.json").write_text(json.dumps(raw))
     with pytest.raises(FlorenceEdgeError, match="available on this machine|left under this service"):
-        memory.check_fits(load_manifest(demo_copy))
+        bundle_memory.check_fits(load_manifest(demo_copy))
 
 
 def test_a_bundle_measured_before_measurement_existed_passes(demo_copy):
     raw = json.loads((demo_copy / "manifest.json").read_text())
     del raw["measured"]
     (demo_copy / "manifest.json").write_text(json.dumps(raw))
-    memory.check_fits(load_manifest(demo_copy), 1)
+    bundle_memory.check_fits(load_manifest(demo_copy), 1)
 
 
 def test_a_malformed_measurement_is_a_corrupt_manifest(demo_copy):

@@ -37,6 +37,19 @@ def write_video(path, seeds, hold: int, size=VIDEO_SIZE, fps: int = 10) -> None:
 
 
 @pytest.fixture(scope="session")
+def walking_clip(tmp_path_factory):
+    """A held-out clip for events: a red square that walks in at frame 2 and leaves at frame 10, and a
+    blue circle that stays (16 frames at `CLIP_FPS`)."""
+    from benchmarks.events import write_clip
+    from edge.scenes import Clip, ClipObject, make_clip
+
+    base = make_clip(4_200_000, 1)
+    objects = [ClipObject(0, "square", "red", 64.0, 2, 10, (16.0, 16.0), (1, 0)),
+               ClipObject(1, "circle", "blue", 64.0, 0, 16, (96.0, 144.0), (0, 0))]
+    return write_clip(Clip(4_200_000, 16, objects, base.background), tmp_path_factory.mktemp("clip") / "walk.mp4")
+
+
+@pytest.fixture(scope="session")
 def scene_video(tmp_path_factory):
     path = tmp_path_factory.mktemp("video") / "scenes.mp4"
     write_video(path, SEEDS, HOLD)

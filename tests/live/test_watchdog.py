@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from edge.live import Live
+from edge.live.frames import Source
 from edge.live.notify import Notifier
-from edge.live.sources import ScenesSource, Source
+from edge.live.sources import ScenesSource
 from edge.live.watchdog import Watchdog
 from edge.model import Florence2
 from edge.scenes import make_scene

@@ -148,12 +148,5 @@ def trigger_state(state: TriggerState) -> dict:
 
 def detections(results: dict) -> list[Detection]:
     """Boxes of the tracked tasks' answers, with their scores."""
-    out = []
-    for task, result in results.items():
-        if task not in TRACKED_TASKS:
-            continue
-        scores = result.scores.get("bboxes", [])
-        boxes = [s for s in shapes(result.parsed[task]) if s.kind == "box"]
-        out += [Detection(task, s.label, tuple(s.coords), score) for s, score in zip(boxes, scores)
-                if has_area(s.coords)]
-    return out
+    return [Detection(task, s.label, s.coords, s.score) for task, result in results.items() if task in TRACKED_TASKS
+            for s in shapes(result.parsed[task], result.scores) if s.kind == "box" and has_area(s.coords)]

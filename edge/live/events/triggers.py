@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from edge.draw import shapes
 from edge.errors import FlorenceEdgeError
 from edge.live.events.zones import Zone
 
@@ -180,9 +181,7 @@ class FrameLook:
 
 def scored_boxes(answer: dict, scores: dict) -> list[tuple[float, tuple, str]]:
     """(score, box, label) of a box answer's boxes that have an area (a model can give x2 < x1)."""
-    labels = answer.get("labels", answer.get("bboxes_labels", []))
-    return [(s, tuple(b), label) for s, b, label in zip(scores.get("bboxes", []), answer["bboxes"], labels)
-            if has_area(b)]
+    return [(s.score, s.coords, s.label) for s in shapes(answer, scores) if s.kind == "box" and has_area(s.coords)]
 
 
 def has_area(box) -> bool:

@@ -1,5 +1,5 @@
 """The event stream as users get it: `live --events-only` and `--json` lines, the `on_event` callback,
-the README's config example, and what an event says about the clock."""
+the events guide's config example, and what an event says about the clock."""
 
 from __future__ import annotations
 
@@ -7,35 +7,23 @@ import json
 import re
 from pathlib import Path
 
-import pytest
 from expect import cli, ends_cleanly
 
-from benchmarks.events import write_clip
 from edge.live import config
 from edge.live.events.settings import event_stream
 from edge.live.events.stream import EventStream
 from edge.live.events.tracks import TrackSettings
-from edge.scenes import Clip, ClipObject, make_clip
 
 ROOT = Path(__file__).resolve().parents[3]
 FIELDS = {"event", "id", "camera", "time", "clock_set", "seconds", "frame", "name", "label", "box", "score", "zones",
           "before", "after"}
 
 
-@pytest.fixture(scope="module")
-def clip_file(tmp_path_factory):
-    """A red square that walks in at frame 2 and leaves at frame 10, and a blue circle that stays."""
-    base = make_clip(4_200_000, 1)
-    objects = [ClipObject(0, "square", "red", 64.0, 2, 10, (16.0, 16.0), (1, 0)),
-               ClipObject(1, "circle", "blue", 64.0, 0, 16, (96.0, 144.0), (0, 0))]
-    return write_clip(Clip(4_200_000, 16, objects, base.background), tmp_path_factory.mktemp("clip") / "c.mp4")
-
-
-def test_events_only_prints_every_type_once_its_time_comes(demo_int8_bundle, clip_file, tmp_path):
+def test_events_only_prints_every_type_once_its_time_comes(demo_int8_bundle, walking_clip, tmp_path):
     settings = tmp_path / "events.toml"
     settings.write_text('[camera]\nname = "porch"\n\n[[triggers]]\nname = "red"\ntext = "a red square"\n'
                         'clear_after = 1\n\n[events]\ntrack_expire = 1.0\n')
-    result = cli("live", "-m", demo_int8_bundle[0], "--source", clip_file, "-t", "OD", "--every-frame",
+    result = cli("live", "-m", demo_int8_bundle[0], "--source", walking_clip, "-t", "OD", "--every-frame",
                  "--config", settings, "--events-only")
     ends_cleanly(result, 0, "")
     events = [json.loads(line) for line in result.stdout.splitlines()]
@@ -51,22 +39,22 @@ def test_events_only_prints_every_type_once_its_time_comes(demo_int8_bundle, cli
     assert red_on["after"]["finding"]["category"] == "red square" and red_on["before"]["on"] is False
 
 
-def test_json_has_results_and_events_apart(demo_int8_bundle, clip_file):
-    result = cli("live", "-m", demo_int8_bundle[0], "--source", clip_file, "-t", "OD", "--every-frame", "--json")
+def test_json_has_results_and_events_apart(demo_int8_bundle, walking_clip):
+    result = cli("live", "-m", demo_int8_bundle[0], "--source", walking_clip, "-t", "OD", "--every-frame", "--json")
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     results = [line for line in lines if "event" not in line]
     assert len(results) == 16 and all("scores" in r for r in results)
     assert {line["event"] for line in lines if "event" in line} >= {"new"}
 
 
-def test_on_event_sees_what_iteration_yields(demo_int8_bundle, clip_file):
+def test_on_event_sees_what_iteration_yields(demo_int8_bundle, walking_clip):
     from edge.live.loop import Live
     from edge.live.sources import open_source
     from edge.model import Florence2
 
     model = Florence2(demo_int8_bundle[0])
     called = []
-    live = Live(model, open_source(str(clip_file)), ["OD"], every_frame=True, events=EventStream("cam"),
+    live = Live(model, open_source(str(walking_clip)), ["OD"], every_frame=True, events=EventStream("cam"),
                 on_event=called.append)
     yielded = [item for item in live if item.kind == "event"]
     model.close()
@@ -85,12 +73,11 @@ def test_an_unset_clock_is_said():
     assert event.clock_set is True
 
 
-def test_the_readme_config_example_loads(demo_int8_bundle, tmp_path):
+def test_the_guides_config_example_loads(demo_int8_bundle, tmp_path):
     from edge.model import Florence2
 
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Events"):readme.index("### Scores")]
-    example = re.search(r"```toml\n(.*?)```", section, re.S).group(1)
+    guide = (ROOT / "docs" / "events.md").read_text()
+    example = re.search(r"```toml\n(.*?)```", guide[:guide.index("## Scores")], re.S).group(1)
     (tmp_path / "events.toml").write_text(example)
     values = config.read_file(tmp_path / "events.toml")
     settings = config.Config({**{s.key: s.default for s in config.SETTINGS}, **values}, {})

@@ -12,22 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from PIL import Image
-
-from benchmarks.events import write_clip
-from edge.scenes import Clip, ClipObject, make_clip
 
 ROOT = Path(__file__).resolve().parents[3]
 BASE = "florence-edge/porch"
-
-
-@pytest.fixture(scope="module")
-def clip_file(tmp_path_factory):
-    base = make_clip(4_300_000, 1)
-    objects = [ClipObject(0, "square", "red", 64.0, 1, 12, (16.0, 16.0), (1, 0)),
-               ClipObject(1, "circle", "blue", 64.0, 0, 16, (96.0, 144.0), (0, 0))]
-    return write_clip(Clip(4_300_000, 16, objects, base.background), tmp_path_factory.mktemp("clip") / "c.mp4")
 
 
 def start_live(bundle, clip, port, *extra):
@@ -39,8 +27,8 @@ def start_live(bundle, clip, port, *extra):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def test_events_states_snapshot_and_discovery(demo_int8_bundle, clip_file, broker, listener, subscribe):
-    proc = start_live(demo_int8_bundle[0], clip_file, broker.port)
+def test_events_states_snapshot_and_discovery(demo_int8_bundle, walking_clip, broker, listener, subscribe):
+    proc = start_live(demo_int8_bundle[0], walking_clip, broker.port)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0 and "Traceback" not in err, err[-2000:]
     listener.wait(lambda t, p, r: t == f"{BASE}/available" and p == b"offline", what="offline at the end")
@@ -72,8 +60,8 @@ def test_events_states_snapshot_and_discovery(demo_int8_bundle, clip_file, broke
     assert any(t == f"{BASE}/result/OD" for t in topics)
 
 
-def test_the_last_will_says_offline_when_killed(demo_int8_bundle, clip_file, broker, listener):
-    proc = start_live(demo_int8_bundle[0], clip_file, broker.port, "--loop")
+def test_the_last_will_says_offline_when_killed(demo_int8_bundle, walking_clip, broker, listener):
+    proc = start_live(demo_int8_bundle[0], walking_clip, broker.port, "--loop")
     try:
         listener.wait(lambda t, p, r: t == f"{BASE}/available" and p == b"online", what="online")
         proc.send_signal(signal.SIGKILL)
@@ -84,8 +72,8 @@ def test_the_last_will_says_offline_when_killed(demo_int8_bundle, clip_file, bro
         proc.kill()
 
 
-def test_commands_and_a_broker_that_comes_back(demo_int8_bundle, clip_file, broker, listener):
-    proc = start_live(demo_int8_bundle[0], clip_file, broker.port, "--loop")
+def test_commands_and_a_broker_that_comes_back(demo_int8_bundle, walking_clip, broker, listener):
+    proc = start_live(demo_int8_bundle[0], walking_clip, broker.port, "--loop")
     try:
         listener.wait(lambda t, p, r: t == f"{BASE}/available" and p == b"online", what="online")
         listener.publish(f"{BASE}/set/tasks", "NOPE")
