@@ -42,7 +42,7 @@ def _load(module_name: str):
         raise
 
 
-def _version() -> str:
+def version() -> str:
     from importlib import metadata
 
     try:
@@ -53,7 +53,7 @@ def _version() -> str:
 
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="florence-edge", description="Florence-2 on edge devices (LiteRT)")
-    parser.add_argument("--version", action="version", version=f"florence-edge {_version()}")
+    parser.add_argument("--version", action="version", version=f"florence-edge {version()}")
     sub = parser.add_subparsers(dest="command", metavar="command")
     for name, (module_name, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)

@@ -25,11 +25,11 @@ def mqtt_settings(settings):
 def mqtt_output(mqtt_settings, live, frames, address, log):
     """An `MqttOutput` (not started) for checked settings; `frames`: a `FrameHub` for snapshots;
     `address`: the web view's (host, port) or None, for Home Assistant's configuration URL."""
-    from edge.cli import _version
+    from edge.cli import version
     from edge.live.doctor import board_model
     from edge.live.outputs.mqtt import MqttOutput
 
-    device = {"model": board_model(), "sw_version": _version()}
+    device = {"model": board_model(), "sw_version": version()}
     if address:
         device["configuration_url"] = f"http://{address[0]}:{address[1]}/"
     commands = {"tasks": lambda text: _set_tasks(live, text), "trigger": lambda text: _set_trigger(live, text)}
