@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+CREDENTIALS = "${CREDENTIALS_DIRECTORY}"
+
 
 def publish(partial: str | Path, target: str | Path, mode: int | None = None) -> None:
     """Give `partial` `mode`, by default the permissions a new file gets here (mkstemp makes it 0600),
@@ -15,3 +17,9 @@ def publish(partial: str | Path, target: str | Path, mode: int | None = None) ->
         mode = 0o666 & ~umask
     os.chmod(partial, mode)
     os.replace(partial, target)
+
+
+def credential(path: str) -> str:
+    """A secret's file: `${CREDENTIALS_DIRECTORY}/NAME` is where systemd hands a service its
+    LoadCredential= files (what `service install` writes into a service's config)."""
+    return path.replace(CREDENTIALS, os.environ.get("CREDENTIALS_DIRECTORY", CREDENTIALS))

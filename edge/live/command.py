@@ -24,7 +24,7 @@ from edge.live.events.stream import Event
 from edge.live.frames import CameraSettings
 from edge.live.loop import Live, LiveEvent
 from edge.live.notify import Notifier, watchdog_seconds
-from edge.live.outputs.wiring import Every, mqtt_output, mqtt_settings
+from edge.live.outputs.wiring import Every, build_outputs, output_settings
 from edge.live.overlay import draw_into
 from edge.live.record import Recorder, check_target
 from edge.live.sources import open_source
@@ -110,7 +110,7 @@ def main(args: argparse.Namespace) -> int:
     model = Florence2(settings.model, num_threads=settings.threads, runtime=settings.runtime,
                       low_memory=settings.low_memory)
     events = event_stream(settings, model)  # zones, triggers and outputs checked before the camera opens
-    broker = mqtt_settings(settings)
+    wanted = output_settings(settings)
     camera = CameraSettings(settings.main_size, settings.lores_size, settings.fps)
     live = Live(model, open_source(settings.source, _model_size(model), camera), settings.tasks,
                 settings.text, settings.region, settings.every_frame, settings.loop, settings.change_threshold,
@@ -119,25 +119,25 @@ def main(args: argparse.Namespace) -> int:
     recorder = Recorder(recorder_target, live.source.fps or 10.0, args.force) if recorder_target else None
     view = _serve(live, address, token, settings.jpeg_quality) if address else None
     frames = view.frames if view is not None else FrameHub(live.overlay.render, settings.jpeg_quality)
-    _attach_overlay(live, recorder, view, frames)
-    mqtt = mqtt_output(broker, live, frames, view.address if view else None, live.log) if broker else None
-    if mqtt is not None:
-        mqtt.start()
+    outputs = build_outputs(wanted, settings, live, frames, view.address if view else None, live.log)
+    if view is not None:
+        view.outputs = outputs
+    _attach_overlay(live, recorder, view, frames, outputs)
+    outputs.start()
     stats_due = Every(settings.stats_every)
     _stop_on_sigterm()
     ready, watchdog = False, None
     try:
         for event in live:
+            payload = _handed_out(event, outputs, live, view, stats_due)
             if view is not None:
-                view.on_event(event.kind, event_payload(event))
+                view.on_event(event.kind, payload)
                 if event.kind == "result":
                     view.on_event("stats", view.stats())
             if event.kind == "result" and not ready:
                 ready, watchdog = True, _ready(notifier, live)
             if event.kind != "partial":
-                _print(event, settings)
-            if mqtt is not None and event.kind != "partial":
-                _to_mqtt(mqtt, event, view, live, stats_due)
+                _print(event, payload, settings)
     except KeyboardInterrupt:
         pass  # Ctrl-C or SIGTERM: a normal way to end a live loop
     finally:
@@ -149,8 +149,7 @@ def main(args: argparse.Namespace) -> int:
             recorder.close()
         if view is not None:
             view.close()
-        if mqtt is not None:
-            mqtt.close()
+        outputs.close()
     print(f"florence-edge live: {json.dumps(live.stats())}", file=sys.stderr)
     return 0
 
@@ -180,17 +179,23 @@ def _serve(live: Live, address: tuple[str, int], token: str | None, jpeg_quality
     return view
 
 
-def _to_mqtt(mqtt, event, view, live: Live, stats_due: Every) -> None:
+def _handed_out(event, outputs, live: Live, view: WebView | None, stats_due: Every) -> dict | None:
+    """The event's payload, handed to the outputs: an event with its frame (snapshots) and the names
+    of its files; a result computed (not reused); the figures every `stats_every` seconds."""
     if isinstance(event, Event):
-        mqtt.on_event(event.as_json())
-        return
-    if not event.reused:
-        mqtt.on_result(event_json(event))
-    if stats_due():
-        mqtt.on_stats(view.stats() if view is not None else live.stats())
+        frame = live.event_frame
+        return outputs.event(event.as_json(), None if frame is None else frame.image)
+    payload = event_payload(event) if view is not None else None
+    if event.kind == "result" and outputs:
+        if not event.reused:
+            outputs.result(event_json(event))
+        if stats_due():
+            outputs.stats(view.stats() if view is not None else {**live.stats(), "outputs": outputs.counts()})
+    return payload
 
 
-def _attach_overlay(live: Live, recorder: Recorder | None, view: WebView | None, frames: FrameHub) -> None:
+def _attach_overlay(live: Live, recorder: Recorder | None, view: WebView | None, frames: FrameHub,
+                    outputs) -> None:
     """Draw results onto the source's own frames where it has a hook (picamera2's pre_callback: the
     preview and any recording carry them), onto what is recorded, and hand frames to the web view."""
     drawn_by_source = hasattr(live.source, "on_main")
@@ -205,6 +210,7 @@ def _attach_overlay(live: Live, recorder: Recorder | None, view: WebView | None,
             recorder.write(live.overlay.render(picture))
 
     def each(frame):
+        outputs.frame(frame)
         if recorder is not None:
             record(frame)
         if view is not None:
@@ -215,10 +221,10 @@ def _attach_overlay(live: Live, recorder: Recorder | None, view: WebView | None,
     live.on_frame = each
 
 
-def _print(event: LiveEvent | Event, settings) -> None:
+def _print(event: LiveEvent | Event, payload: dict, settings) -> None:
     if isinstance(event, Event):
         if settings.json or settings.events_only:
-            print(json.dumps(event.as_json()), flush=True)
+            print(json.dumps(payload), flush=True)
         elif settings.print_results:
             print(f"event {event.type} {event.name}: {json.dumps(event.after)}", flush=True)
         return

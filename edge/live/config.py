@@ -129,6 +129,10 @@ def _zone_option(text: str) -> dict:
     return {"name": name.strip(), "points": [list(p) for p in parse_points(points, "--zone")]}
 
 
+def _webhook_option(text: str) -> dict:
+    return {"url": text.strip()}
+
+
 def _region() -> Kind:
     expects = "[x1, y1, x2, y2] in pixels"
 
@@ -208,6 +212,16 @@ SETTINGS = (
     Setting("events", "track_distance", _number(0, above=True), 2.0,
             "how far (box sizes) an object may move between two inferred frames and keep its track"),
     Setting("events", "track_min_score", _number(0, 1), 0.5, "detections scored lower are not tracked"),
+    Setting("events", "snapshots", _text_kind(),
+            help="keep each tracked object's and trigger firing's best frame in this folder (JPEG, with and "
+                 "without the overlay)"),
+    Setting("events", "clips", _text_kind(),
+            help="keep an MP4 of each tracked object and trigger firing in this folder"),
+    Setting("events", "clip_before", _number(0, 30), 5.0, "seconds a clip starts before its event"),
+    Setting("events", "clip_after", _number(0, 60), 5.0, "seconds a clip goes on after its event ends"),
+    Setting("events", "keep_mb", _number(1), 1000.0, "size cap of each of the snapshots and clips folders, MB: "
+                                                     "the oldest files go first"),
+    Setting("events", "keep_days", _number(0, above=True), 14.0, "snapshots and clips older than this are removed"),
     Setting("zones", "zones", _tables("zones", _zone_option),
             help="a zone: NAME=x,y x,y x,y (fractions of the picture, repeatable); in files [[zones]] with name, "
                  "points, inertia, loitering", tables=True),
@@ -226,6 +240,9 @@ SETTINGS = (
     Setting("mqtt", "mqtt_key_file", _text_kind(), help="mqtts: the client certificate's key file",
             file_key="key_file"),
     Setting("mqtt", "stats_every", _number(1), 30.0, "seconds between the loop's figures on PREFIX/CAMERA/stats"),
+    Setting("webhooks", "webhooks", _tables("webhooks", _webhook_option),
+            help="POST each event as JSON to this http(s) URL (repeatable); in files [[webhooks]] with url, events, "
+                 "secret or secret_file (HMAC-SHA256 signature), timeout, retries", tables=True),
     Setting("web", "http", _text_kind(), help="serve the web view on [HOST:]PORT (another host than 127.0.0.1 "
                                               "needs a token)"),
     Setting("web", "token_file", _text_kind(), help="read the web view's token from this file"),

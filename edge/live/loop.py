@@ -104,6 +104,7 @@ class Live:
         self._stages = _recent()  # the timings of recent results computed (not reused)
         self._trigger_ms = _recent()  # what the triggers cost each inferred frame
         self._worker_beat = time.monotonic()
+        self.event_frame: Frame | None = None  # the frame the newest events came from (snapshots)
 
     def _beat(self) -> None:
         self._worker_beat = time.monotonic()
@@ -238,6 +239,7 @@ class Live:
             return
         with self._config_lock:
             events = self.events.frame(frame.number, frame.seconds, frame.time, frame.size, results, findings)
+        self.event_frame = frame
         for event in events:
             self.on_event(event)
             yield event

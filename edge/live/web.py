@@ -6,16 +6,19 @@ per connection (a viewer that stalls stalls only its own thread, and is dropped 
 
 Routes, and nothing else (no file is served by path): `/` the page, `/stream.mjpg` and
 `/snapshot.jpg` (`?overlay=0`: the clean picture), `/events` (server-sent events), `/results`,
-`/stats`, `/state` (tracked objects, triggers, zones), `/healthz`, and `POST /config` (tasks and
-text; zones and triggers, checked as on the command line). With a token, every route wants it, as
-`Authorization: Bearer TOKEN` or `?token=TOKEN`.
+`/stats`, `/state` (tracked objects, triggers, zones), `/healthz`, `/events/<id>/snapshot.jpg`,
+`/events/<id>/snapshot-clean.jpg` and `/events/<id>/clip.mp4` (what `--snapshots` and `--clips`
+keep), and `POST /config` (tasks and text; zones and triggers, checked as on the command line).
+With a token, every route wants it, as `Authorization: Bearer TOKEN` or `?token=TOKEN`.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import os
 import resource
+import shutil
 import sys
 import threading
 import time
@@ -69,6 +72,7 @@ class WebView:
         self.viewers = 0
         self._viewers_lock = threading.Lock()
         self.last_frame = None  # monotonic time of the newest frame
+        self.outputs = None  # `Outputs`: their figures in /stats, their files under /events/<id>/
         self.server = _Server((host, port), _Handler)
         self.server.view = self
         self.address = self.server.server_address[:2]
@@ -93,6 +97,8 @@ class WebView:
         stats.update(viewers=self.viewers, jpegs_encoded=self.frames.encoded, frame_age_s=age,
                      rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                      captured_per_s=round(stats["captured"] / stats["seconds"], 2) if stats["seconds"] else 0.0)
+        if self.outputs:
+            stats["outputs"] = self.outputs.counts()
         return stats
 
     def state(self) -> dict:
@@ -171,7 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self, routes: dict) -> None:
         path = urlsplit(self.path).path
-        handler = routes.get(path)
+        handler = routes.get(path) or (self._event_file if path.startswith("/events/") else None)
         if handler is None:
             self._json(HTTPStatus.NOT_FOUND, {"error": f"no such route: {path[:100]}"})
         elif not self._authorised():
@@ -205,6 +211,25 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": "no frame yet"})
         else:
             self._send(200, jpeg, "image/jpeg")
+
+    def _event_file(self) -> None:
+        _, _, event_id, name = (urlsplit(self.path).path.split("/", 3) + ["", ""])[:4]
+        path = self.view.outputs.file(event_id, name) if self.view.outputs else None
+        if path is None:
+            self._json(HTTPStatus.NOT_FOUND, {"error": f"no {name[:40]} kept for event {event_id[:40]}"})
+            return
+        content_type = "video/mp4" if name.endswith(".mp4") else "image/jpeg"
+        try:
+            with open(path, "rb") as kept:
+                size = os.fstat(kept.fileno()).st_size
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(size))
+                self.end_headers()
+                if self.command != "HEAD":
+                    shutil.copyfileobj(kept, self.wfile)
+        except FileNotFoundError:  # removed by the size or age cap meanwhile
+            self._json(HTTPStatus.NOT_FOUND, {"error": f"event {event_id[:40]}'s {name[:40]} was removed"})
 
     def _health(self) -> None:
         reason = self.view.health()

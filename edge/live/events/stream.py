@@ -1,5 +1,7 @@
 """One stream of typed events from the live loop's results: tracks (`new`, `update`, `end`) and text
-triggers (`on`, `off`), each with a unique id, the camera's name and the times it concerns.
+triggers (`on`, `off`), with the camera's name and the times it concerns. As in Frigate, an id
+names a tracked object (its new, updates and end share it) or a trigger's firing (an `on` and
+its `off`), so snapshots and clips are kept per id.
 
 `EventStream.frame()` takes one frame's results (tasks and trigger findings, or "reused") and
 returns the events it caused. It holds no model and no thread: the loop runs the model, this
@@ -11,13 +13,12 @@ real-time clock boots in 1970 until NTP answers).
 
 from __future__ import annotations
 
-import secrets
 import socket
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from edge.draw import shapes
-from edge.live.events.tracks import Detection, Tracker, TrackSettings
+from edge.live.events.tracks import Detection, Tracker, TrackSettings, new_id
 from edge.live.events.triggers import Finding, Trigger, TriggerState, has_area
 from edge.live.events.zones import Zone
 
@@ -113,17 +114,16 @@ class EventStream:
             turned = state.observe(None if findings is None else findings.get(name), seconds)
             if turned:
                 if turned == "on":
-                    state.since_time = wall
+                    state.since_time, state.firing = wall, new_id(wall)
                 out.append(self._trigger_event(turned, state, before, number, seconds, wall))
         return out
 
-    def _event(self, kind, wall, **fields) -> Event:
-        return Event(kind, f"{wall:.6f}-{secrets.token_hex(3)}", self.camera, wall, clock_set=wall > _CLOCK_SET_AFTER,
-                     **fields)
+    def _event(self, kind, event_id, wall, **fields) -> Event:
+        return Event(kind, event_id, self.camera, wall, clock_set=wall > _CLOCK_SET_AFTER, **fields)
 
     def _track_event(self, kind, track, before, number, seconds, wall) -> Event:
         after = track.state()
-        return self._event(kind, wall, seconds=seconds, frame=number, name=track.label, label=track.label,
+        return self._event(kind, track.id, wall, seconds=seconds, frame=number, name=track.label, label=track.label,
                            box=after["box"], score=track.score, zones=after["current_zones"], before=before,
                            after=after)
 
@@ -131,7 +131,7 @@ class EventStream:
         after = trigger_state(state)
         f = state.finding
         zones = [] if f.box is None else [z.name for z in self.zones if z.holds(f.box, self.size)]
-        return self._event(kind, wall, seconds=seconds, frame=number, name=state.trigger.name,
+        return self._event(kind, state.firing, wall, seconds=seconds, frame=number, name=state.trigger.name,
                            label=state.trigger.text, box=after["finding"]["box"], score=f.score, zones=zones,
                            before=before, after=after)
 

@@ -162,7 +162,7 @@ class Tracker:
         used = {id(d) for _, d in pairs}
         for det in detections:
             if id(det) not in used:
-                track = Track(_new_id(wall), det.label, det.task, tuple(det.box), det.score, seconds, seconds,
+                track = Track(new_id(wall), det.label, det.task, tuple(det.box), det.score, seconds, seconds,
                               wall, wall, det.score)
                 track.history.append((seconds, tuple(det.box)))
                 track.presence.observe(zones, det.box, size, seconds)
@@ -223,6 +223,6 @@ class Tracker:
         return ended
 
 
-def _new_id(wall: float) -> str:
+def new_id(wall: float) -> str:
     """Frigate's form: the first frame's time and six random characters."""
     return f"{wall:.6f}-{secrets.token_hex(3)}"

@@ -199,6 +199,7 @@ class TriggerState:
         self.last_off: float | None = None
         self.finding = Finding(False)
         self.since_time: float | None = None  # wall clock of the `on`
+        self.firing = ""  # the id of the newest `on` and its `off`
         self.found_now = False  # the newest inferred frame found it
         self.cooled = True  # past the cooldown of the last `off`
 

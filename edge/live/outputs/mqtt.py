@@ -25,6 +25,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from edge.errors import FlorenceEdgeError
+from edge.files import credential
 
 QUEUE = 256  # messages waiting for the sending thread
 EVENT_TYPES = ("new", "update", "end", "on", "off")
@@ -73,6 +74,7 @@ def parse_url(url: str) -> Broker:
 def _readable(path: str | None, what: str) -> str | None:
     if path is None:
         return None
+    path = credential(path)
     try:
         with open(path, "rb"):
             return path
@@ -109,13 +111,15 @@ class MqttOutput:
     `FlorenceEdgeError` to refuse); `device`: Home Assistant's device block extras (model,
     sw_version, configuration_url); `snapshot()`: the newest frame as JPEG bytes, or None."""
 
+    name = "mqtt"
+
     def __init__(self, settings: MqttSettings, camera: str, device: dict, commands: dict, snapshot=None, log=print):
         self.settings = settings
         self.broker = parse_url(settings.url)
         self.password = self._password()
-        _readable(settings.ca_file, "ca_file")
-        _readable(settings.cert_file, "cert_file")
-        _readable(settings.key_file, "key_file")
+        self.tls_files = {"ca_certs": _readable(settings.ca_file, "ca_file"),
+                          "certfile": _readable(settings.cert_file, "cert_file"),
+                          "keyfile": _readable(settings.key_file, "key_file")}
         self.camera = camera
         self.base = f"{settings.prefix}/{object_id(camera)}"
         self.node = f"florence_edge_{object_id(camera)}"
@@ -148,8 +152,7 @@ class MqttOutput:
         if self.broker.user:
             client.username_pw_set(self.broker.user, self.password)
         if self.broker.tls:
-            client.tls_set(ca_certs=self.settings.ca_file, certfile=self.settings.cert_file,
-                           keyfile=self.settings.key_file)
+            client.tls_set(**self.tls_files)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -172,7 +175,7 @@ class MqttOutput:
         self._client.loop_stop()
 
     # ---- what the loop hands over (never blocks) ----
-    def on_event(self, event: dict) -> None:
+    def on_event(self, event: dict, picture=None) -> None:
         self.publish(f"{self.base}/events", json.dumps(event))
         if event["event"] in ("on", "off"):
             self.triggers[event["name"]] = "ON" if event["event"] == "on" else "OFF"
@@ -189,7 +192,7 @@ class MqttOutput:
         self.publish(f"{self.base}/result/{result['task'].strip('<>')}", json.dumps(result))
 
     def on_stats(self, stats: dict) -> None:
-        self.publish(f"{self.base}/stats", json.dumps({**stats, "mqtt": dict(self.counts)}))
+        self.publish(f"{self.base}/stats", json.dumps(stats))
 
     def publish_snapshot(self) -> None:
         self.publish(f"{self.base}/snapshot", None, retain=True)  # the JPEG is made on the sending thread

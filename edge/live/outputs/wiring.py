@@ -5,13 +5,44 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 from edge.errors import FlorenceEdgeError
 from edge.live.events.settings import triggers_from
+from edge.live.outputs.clips import Clips
+from edge.live.outputs.event_files import EventFiles, checked_folder
+from edge.live.outputs.fanout import Outputs
+from edge.live.outputs.snapshots import Snapshots
+from edge.live.outputs.webhook import Webhook, webhook_settings
+from edge.live.video import _av
 
 
-def mqtt_settings(settings):
-    """The MQTT settings, checked (one-line errors), or None when no broker is named."""
+@dataclass(frozen=True)
+class OutputSettings:
+    """The outputs a run asks for, every one checked."""
+
+    mqtt: object = None  # MqttSettings
+    webhooks: tuple = ()  # WebhookSettings
+    snapshots: Path | None = None
+    clips: Path | None = None
+
+
+def output_settings(settings) -> OutputSettings:
+    """What `settings` asks for, checked before the camera opens (one-line errors)."""
+    webhooks = settings.webhooks or []
+    return OutputSettings(_mqtt_settings(settings),
+                          tuple(webhook_settings(t, f"webhook #{i + 1}") for i, t in enumerate(webhooks)),
+                          checked_folder(settings.snapshots, "snapshots") if settings.snapshots else None,
+                          _clips_folder(settings.clips) if settings.clips else None)
+
+
+def _clips_folder(path: str) -> Path:
+    _av()  # PyAV encodes them: its absence is bad input, not a surprise later
+    return checked_folder(path, "clips")
+
+
+def _mqtt_settings(settings):
     if not settings.mqtt:
         return None
     from edge.live.outputs.mqtt import MqttSettings, check
@@ -22,9 +53,22 @@ def mqtt_settings(settings):
     return out
 
 
-def mqtt_output(mqtt_settings, live, frames, address, log):
-    """An `MqttOutput` (not started) for checked settings; `frames`: a `FrameHub` for snapshots;
-    `address`: the web view's (host, port) or None, for Home Assistant's configuration URL."""
+def build_outputs(checked: OutputSettings, settings, live, frames, address, log) -> Outputs:
+    """The outputs, not started; `frames`: a `FrameHub` (MQTT's snapshot); `address`: the web
+    view's (host, port) or None, for Home Assistant's configuration URL."""
+    made = [Webhook(w, log) for w in checked.webhooks]
+    keep = (settings.keep_mb, settings.keep_days)
+    if checked.snapshots:
+        made.append(Snapshots(EventFiles(checked.snapshots, *keep, "snapshots", log), live.overlay.render))
+    if checked.clips:
+        made.append(Clips(EventFiles(checked.clips, *keep, "clips", log), live.source.fps or 10.0,
+                          settings.clip_before, settings.clip_after))
+    if checked.mqtt:
+        made.append(_mqtt_output(checked.mqtt, live, frames, address, log))
+    return Outputs(made)
+
+
+def _mqtt_output(mqtt_settings, live, frames, address, log):
     from edge.cli import version
     from edge.live.doctor import board_model
     from edge.live.outputs.mqtt import MqttOutput
