@@ -21,7 +21,7 @@ from pathlib import Path
 
 from edge.bundle_memory import check_fits
 from edge.errors import FlorenceEdgeError
-from edge.files import publish
+from edge.files import CREDENTIALS, publish
 from edge.live import config
 from edge.manifest import load_manifest
 from edge.runtime import select_runtime
@@ -32,6 +32,7 @@ TEMPLATE = "florence-edge@.service"
 _MARK = "# written by florence-edge service install; sha256 of what follows: "
 # Paths the sandbox hides (ProtectHome=yes): neither the program nor the bundle may live there.
 _HIDDEN = ("/home", "/root", "/run/user")
+STATE = "/var/lib/florence-edge"
 
 
 @dataclass
@@ -91,6 +92,8 @@ def plan(args: argparse.Namespace) -> list[Planned]:
         if value is not None:
             settings.values[key], settings.origins[key] = value, "service install"
     settings.values["token_file"] = None  # the unit hands the token over as a credential
+    credentials = _credentials(settings)
+    _check_kept_folders(settings)
     executable = Path(args.executable or _this_program())
     _check_visible(executable, "the florence-edge program")
     _check_visible(Path(settings.model), "the bundle")
@@ -104,18 +107,49 @@ def plan(args: argparse.Namespace) -> list[Planned]:
     if not (Path(args.root) / token.relative_to("/")).exists():
         files.append(Planned(token, secrets.token_hex(32) + "\n", 0o600, secret=True))
     unit_name = TEMPLATE if args.instance else UNIT
-    unit = render_unit((SYSTEMD / unit_name).read_text(), executable, settings)
+    unit = render_unit((SYSTEMD / unit_name).read_text(), executable, settings, credentials)
     files.append(Planned(Path("/etc/systemd/system") / unit_name, _marked(unit)))
     return files
 
 
-def render_unit(text: str, executable: Path, settings) -> str:
-    """The shipped unit with this installation's program and the board's watchdog and memory limit."""
+def render_unit(text: str, executable: Path, settings, credentials: dict | None = None) -> str:
+    """The shipped unit with this installation's program, the board's watchdog and memory limit, and
+    a `LoadCredential=` per secret file (`credentials`: name -> the file's path)."""
     text = re.sub(r"^(ExecStart=)\S+", lambda m: m.group(1) + str(executable), text, count=1, flags=re.M)
+    loads = "".join(f"\nLoadCredential={name}:{path}" for name, path in (credentials or {}).items())
+    text = re.sub(r"^(LoadCredential=token:.*)$", lambda m: m.group(1) + loads, text, count=1, flags=re.M)
     text = re.sub(r"^WatchdogSec=.*$", f"WatchdogSec={settings.watchdog_sec}", text, count=1, flags=re.M)
     if settings.memory_max_mb:
         text = re.sub(r"^MemoryMax=.*$", f"MemoryMax={settings.memory_max_mb}M", text, count=1, flags=re.M)
     return text
+
+
+def _credentials(settings) -> dict[str, str]:
+    """Secret files (MQTT password and certificates, webhook secrets) become systemd credentials: the
+    service's dynamic user cannot read root's 0600 files, and the config names them by
+    `${CREDENTIALS_DIRECTORY}`. A secret written in the config itself is refused: that file is world-readable."""
+    found = {}
+    for key in ("mqtt_password_file", "mqtt_ca_file", "mqtt_cert_file", "mqtt_key_file"):
+        if settings.values.get(key):
+            found[key] = str(Path(settings.values[key]).absolute())
+            settings.values[key] = f"{CREDENTIALS}/{key}"
+    for i, table in enumerate(settings.values.get("webhooks") or []):
+        if "secret" in table:
+            raise FlorenceEdgeError(f"webhook #{i + 1}: a service's config file is readable by every user; put the "
+                                    "secret in a file (0600) and name it with secret_file")
+        if "secret_file" in table:
+            found[f"webhook_{i + 1}_secret"] = str(Path(table["secret_file"]).absolute())
+            table["secret_file"] = f"{CREDENTIALS}/webhook_{i + 1}_secret"
+    return found
+
+
+def _check_kept_folders(settings) -> None:
+    """The sandbox lets the service write only its state folder (StateDirectory=): snapshots and clips go there."""
+    for key in ("snapshots", "clips"):
+        folder = settings.values.get(key)
+        if folder and not str(Path(folder).absolute()).startswith(STATE + "/"):
+            raise FlorenceEdgeError(f"{key} {folder}: a service writes only under {STATE} (its StateDirectory); "
+                                    f"use e.g. {STATE}/{key}")
 
 
 def instance_unit(text: str) -> str:

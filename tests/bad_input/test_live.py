@@ -36,6 +36,12 @@ from expect import cli, ends_cleanly
      "mqtt ca_file no-ca.pem: No such file"),
     (["--source", "nowhere.mp4", "-t", "OD", "--mqtt", "mqtt://u@broker", "--mqtt-password-file", "none"],
      "mqtt password_file none: No such file"),
+    (["--source", "nowhere.mp4", "-t", "OD", "--webhook", "ftp://host/x"], "an http:// or https:// address"),
+    (["--source", "nowhere.mp4", "-t", "OD", "--webhook", "http://no-such-host.invalid/hook"],
+     "the host 'no-such-host.invalid' does not resolve"),
+    (["--source", "nowhere.mp4", "-t", "OD", "--snapshots", "notes.mp4/snaps"], "snapshots notes.mp4/snaps: cannot write"),
+    (["--source", "nowhere.mp4", "-t", "OD", "--clips", "notes.mp4"], "clips notes.mp4: cannot write there"),
+    (["--source", "nowhere.mp4", "-t", "OD", "--clip-after", "-1"], "expects a number from 0 to 60"),
 ])
 def test_bad_live_input_is_one_line(demo_int8_bundle, user_files, args, message):
     (user_files / "notes.mp4").write_text("the user's\n")

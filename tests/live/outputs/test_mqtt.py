@@ -27,6 +27,10 @@ def start_live(bundle, clip, port, *extra):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
+def processed(stats: dict) -> int:
+    return stats["inferred"] + stats["reused"]
+
+
 def test_events_states_snapshot_and_discovery(demo_int8_bundle, walking_clip, broker, listener, subscribe):
     proc = start_live(demo_int8_bundle[0], walking_clip, broker.port)
     out, err = proc.communicate(timeout=300)
@@ -85,13 +89,18 @@ def test_commands_and_a_broker_that_comes_back(demo_int8_bundle, walking_clip, b
                       what="the new trigger's entity")
         listener.wait(lambda t, p, r: t == f"{BASE}/trigger/blue" and p == b"ON", what="the new trigger firing")
         before = len(listener.messages)
+        up = json.loads(listener.wait(lambda t, p, r: t == f"{BASE}/stats", what="stats", since=before)[-1][1])
         broker.stop()
-        time.sleep(3)
+        time.sleep(4)
         broker.start()  # both clients reconnect by themselves
         listener.wait(lambda t, p, r: t == f"{BASE}/available" and p == b"online", what="online again", since=before)
         listener.wait(lambda t, p, r: t == f"{BASE}/trigger/blue", what="the states again", since=before)
         stats = listener.wait(lambda t, p, r: t == f"{BASE}/stats" and b'"reconnects": 1' in p, what="stats")
-        assert json.loads(stats[-1][1])["mqtt"]["sent"] > 0
+        back = json.loads(stats[-1][1])
+        assert back["outputs"]["mqtt"]["sent"] > 0
+        # The loop's frame rate across the outage is the one it had before (the clip's own 2 fps).
+        rate = (processed(back) - processed(up)) / (back["seconds"] - up["seconds"])
+        assert abs(rate - processed(up) / up["seconds"]) < 0.4 and abs(rate - 2.0) < 0.4, (rate, up, back)
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
