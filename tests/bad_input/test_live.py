@@ -39,7 +39,7 @@ from expect import cli, ends_cleanly
     (["--source", "nowhere.mp4", "-t", "OD", "--webhook", "ftp://host/x"], "an http:// or https:// address"),
     (["--source", "nowhere.mp4", "-t", "OD", "--webhook", "http://no-such-host.invalid/hook"],
      "the host 'no-such-host.invalid' does not resolve"),
-    (["--source", "nowhere.mp4", "-t", "OD", "--snapshots", "notes.mp4/snaps"], "snapshots notes.mp4/snaps: cannot write"),
+    (["--source", "nowhere.mp4", "-t", "OD", "--snapshots", "notes.mp4/x"], "snapshots notes.mp4/x: cannot write"),
     (["--source", "nowhere.mp4", "-t", "OD", "--clips", "notes.mp4"], "clips notes.mp4: cannot write there"),
     (["--source", "nowhere.mp4", "-t", "OD", "--clip-after", "-1"], "expects a number from 0 to 60"),
 ])
