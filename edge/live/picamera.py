@@ -7,8 +7,9 @@ on PyPI in a form that works; a virtual environment sees it only if made with
 Of picamera2's API this uses: `Picamera2(camera_num)`, `create_video_configuration(main=,
 lores=, buffer_count=, controls=)`, `configure`, `start`, `stop`, `close`, `capture_request(wait=False)`
 with `wait(job, timeout=)`, a request's `make_array(name)` and `release()`, the `pre_callback`
-attribute, and `MappedArray(request, name)` (its `.array`). The tests' stand-in implements
-exactly that subset.
+attribute, `MappedArray(request, name)` (its `.array`), and for clips `encoders.H264Encoder(bitrate=,
+repeat=, iperiod=)`, `outputs.Output` (its `outputframe(frame, keyframe, timestamp)`, microseconds)
+and `start_encoder(encoder, output, name=)`. The tests' stand-in implements exactly that subset.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ class PicameraSource(Source):
         self.controls = {"FrameDurationLimits": (int(1e6 / settings.fps),) * 2} if settings.fps else {}
         self._camera = None
         self._number = 0
+        self._on_packet = None  # clips: H.264 of the lores stream from the camera's encoder
+        self._iperiod = 10
         self.first_open()
 
     def _open(self) -> None:
@@ -86,7 +89,32 @@ class PicameraSource(Source):
         camera.pre_callback = self._pre_callback
         camera.start()
         self._camera = camera
+        if self._on_packet is not None:
+            self._start_encoder()
         self.on_main = None  # set by the overlay: draws onto `main` before preview, recording and viewers
+
+    def encode(self, on_packet, fps: float) -> tuple[int, int]:
+        """Hand `on_packet(data, keyframe, seconds)` the lores stream as H.264 (Annex B, headers on every
+        keyframe, one a second), from now and after every reopen; returns the video's size. The Pi 4's
+        hardware encoder does it (picamera2 encodes in software on a Pi 5, which has none)."""
+        self._on_packet, self._iperiod = on_packet, max(1, round(fps))
+        if self._camera is not None:
+            self._start_encoder()
+        return self.lores
+
+    def _start_encoder(self) -> None:
+        from picamera2.encoders import H264Encoder
+        from picamera2.outputs import Output
+
+        on_packet = self._on_packet
+
+        class Packets(Output):
+            def outputframe(self, frame, keyframe=True, timestamp=None, packet=None, audio=False):
+                # the sensor's timestamp (CLOCK_MONOTONIC, us): the clock `Frame.seconds` counts in
+                on_packet(bytes(frame), keyframe, (timestamp or 0) / 1e6)
+
+        encoder = H264Encoder(bitrate=1_000_000, repeat=True, iperiod=self._iperiod)
+        self._camera.start_encoder(encoder, Packets(), name="lores")
 
     def _pre_callback(self, request) -> None:
         if self.on_main is not None:

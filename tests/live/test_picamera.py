@@ -104,3 +104,31 @@ def test_a_camera_that_goes_away_comes_back_by_itself(picamera2, demo_int8_bundl
     assert any(no_signal) and sum(1 for line in lines if "retrying" in line) == 1
     assert any("is back after" in line for line in lines)
     assert live.stats()["outages"] == 1 and live.stats()["outage_seconds"] > 0.3
+
+
+def test_clips_take_the_cameras_own_h264(picamera2, tmp_path):
+    from edge.live.frames import CameraSettings
+    from edge.live.outputs.clips import Clips
+    from edge.live.outputs.event_files import EventFiles
+    from edge.live.picamera import PicameraSource
+
+    source = PicameraSource(0, (192, 192), CameraSettings())
+    clips = Clips(EventFiles(tmp_path, 100, 1, "clips"), fps=10, before=0.2, after=0.2)
+    clips.use_camera_encoder(source)
+    clips.start()
+    seen = [source.read() for _ in range(15)]
+    start = {"event": "new", "id": "1796175253.000001-abcdef", "seconds": seen[-1].seconds}
+    clips.on_event(start, None)
+    seen += [source.read() for _ in range(10)]
+    clips.on_event({**start, "event": "end", "seconds": seen[-1].seconds}, None)
+    seen += [source.read() for _ in range(15)]
+    clips.close()
+    source.close()
+    import av
+    with av.open(str(tmp_path / f"{start['id']}.mp4")) as clip:
+        frames = list(clip.decode(video=0))
+        first, last = map(float, clip.metadata["comment"].split()[2::2])
+    assert (frames[0].width, frames[0].height) == (192, 108) and clips.counts["written"] == 1
+    assert first <= start["seconds"] - 0.2 and last >= seen[24].seconds + 0.2 - 0.03  # within a frame (20 ms)
+    # the sensor stamps a frame a little before the application reads it: one frame either way
+    assert abs(len(frames) - sum(first <= f.seconds <= last for f in seen)) <= 1

@@ -2,12 +2,13 @@
 its start to `after` seconds past its end.
 
 Every frame the camera delivers (the picture the model sees, not the larger display stream) is
-encoded to H.264 once, on this output's thread, with a keyframe about every second; the packets
-of the last few seconds wait in a ring, so a clip starts before the event that opened it without
-keeping raw frames. A clip is muxed from its packets when its end has passed by `after` seconds
-of the source's own time (so a file processed faster than real time gives the same clips), or
-when it reaches `MAX_SECONDS`. Frames that find the queue full are dropped and counted: the
-loop never waits for the encoder.
+encoded to H.264 once, with a keyframe about every second: by picamera2's own encoder where the
+source offers it (the Pi's hardware encoder; `PicameraSource.encode`), else by PyAV's libx264 on
+this output's thread. The packets of the last few seconds wait in a ring, so a clip starts before
+the event that opened it without keeping raw frames. A clip is muxed from its packets when its
+end has passed by `after` seconds of the source's own time (so a file processed faster than real
+time gives the same clips), or when it reaches `MAX_SECONDS`. Frames that find the queue full
+are dropped and counted: the loop never waits for the encoder.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class Clips:
         self.fps = fps
         self.before, self.after = before, after
         self.dropped = 0
+        self.by_camera = False  # packets come from the camera's encoder (`on_packet`), not frames
+        self._size = None  # the video's (width, height)
         self._encoder = None
         self._last_pts = None
         self._ring: deque[Packet] = deque()
@@ -72,8 +75,16 @@ class Clips:
     def start(self) -> None:
         self._thread.start()
 
+    def use_camera_encoder(self, source) -> None:
+        """Take H.264 from `source.encode` (picamera2) instead of encoding frames here."""
+        self.by_camera = True
+        self._size = source.encode(self.on_packet, self.fps)
+
+    def on_packet(self, data: bytes, keyframe: bool, seconds: float) -> None:
+        self._put(("packet", Packet(seconds, round(seconds * 1000), keyframe, data), seconds))
+
     def on_frame(self, frame) -> None:
-        if frame is not None:
+        if frame is not None and not self.by_camera:
             self._put(("frame", frame.image, frame.seconds))
 
     def on_event(self, event: dict, picture) -> None:
@@ -96,6 +107,8 @@ class Clips:
             kind, what, seconds = item
             if kind == "frame":
                 self._encode(what, seconds)
+            elif kind == "packet":
+                self._keep(what)
             elif kind in STARTS:
                 self._start(what, seconds)
             elif what in self._open:
@@ -116,6 +129,7 @@ class Clips:
         av = _av()
         if self._encoder is None:
             self._encoder = self._make_encoder(av, picture.shape[1], picture.shape[0])
+            self._size = (self._encoder.width, self._encoder.height)
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(picture), format="rgb24")
         frame = frame.reformat(width=self._encoder.width, height=self._encoder.height, format="yuv420p")
         frame.pts, frame.time_base = pts, MS
@@ -151,7 +165,7 @@ class Clips:
             out.metadata["title"] = event_id
             out.metadata["comment"] = f"source seconds {packets[0].seconds:.3f} to {packets[-1].seconds:.3f}"
             stream = out.add_stream("h264", rate=max(1, round(self.fps)))
-            stream.width, stream.height = self._encoder.width, self._encoder.height
+            stream.width, stream.height = self._size
             stream.time_base = MS
             start = packets[0].pts
             for p in packets:

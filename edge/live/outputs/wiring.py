@@ -61,8 +61,10 @@ def build_outputs(checked: OutputSettings, settings, live, frames, address, log)
     if checked.snapshots:
         made.append(Snapshots(EventFiles(checked.snapshots, *keep, "snapshots", log), live.overlay.render))
     if checked.clips:
-        made.append(Clips(EventFiles(checked.clips, *keep, "clips", log), live.source.fps or 10.0,
+        made.append(Clips(EventFiles(checked.clips, *keep, "clips", log), live.source.fps or settings.fps or 10.0,
                           settings.clip_before, settings.clip_after))
+        if hasattr(live.source, "encode"):
+            made[-1].use_camera_encoder(live.source)
     if checked.mqtt:
         made.append(_mqtt_output(checked.mqtt, live, frames, address, log))
     return Outputs(made)

@@ -7,6 +7,8 @@ returning a job for `wait(job, timeout=)` (TimeoutError when no frame comes), a 
 `make_array(name)` and `release()`, `pre_callback` (called with each request before the
 application gets it) and `MappedArray(request, name)` with a writable `.array`. Formats as
 picamera2 delivers them: main RGB888 is B, G, R in memory; lores YUV420 is (h * 3 / 2) x w.
+`start_encoder(encoder, output, name=)` encodes that stream's frames (`encoders`, `outputs`), with
+the sensor's timestamp (CLOCK_MONOTONIC, microseconds).
 
 Pictures come from `SCENE` (a callable frame number -> PIL image); `CAMERAS` cameras exist;
 while `UNPLUGGED` is set, no frame arrives.
@@ -68,6 +70,7 @@ class Picamera2:
         self._config = None
         self._started = False
         self._number = 0
+        self._encoding = None  # (encoder, stream name)
         opened.append(self)
 
     def create_video_configuration(self, main=None, lores=None, buffer_count=6, controls=None) -> dict:
@@ -85,6 +88,12 @@ class Picamera2:
 
     def stop(self) -> None:
         self._started = False
+        self._encoding = None
+
+    def start_encoder(self, encoder=None, output=None, pts=None, quality=None, name=None) -> None:
+        assert self._started, "start the camera before its encoder"
+        encoder.output = output
+        self._encoding = (encoder, name or "main")
 
     def close(self) -> None:
         self._started = False
@@ -105,6 +114,10 @@ class Picamera2:
         main = np.asarray(picture.resize(self._config["main"]["size"]).convert("RGB"))[:, :, ::-1].copy()
         lores = _yuv420(np.asarray(picture.resize(self._config["lores"]["size"]).convert("RGB")))
         request = _Request({"main": main, "lores": lores})
+        if self._encoding is not None:
+            encoder, name = self._encoding
+            assert name == "lores", "the stand-in encodes the YUV420 lores stream"
+            encoder.encode_yuv420(lores, self._config["lores"]["size"], int(time.monotonic() * 1e6))
         if self.pre_callback is not None:
             self.pre_callback(request)
         return request
