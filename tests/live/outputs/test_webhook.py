@@ -154,3 +154,17 @@ def test_live_posts_its_events_signed(demo_int8_bundle, walking_clip, receiver, 
     posted = [json.loads(body) for _, body in r.posts]
     assert posted == [e for e in printed if e["event"] in ("new", "on", "end")] and posted
     assert all(signed_by("from a file", headers, body) for headers, body in r.posts)
+
+
+def test_the_receivers_check_in_the_readme_and_guide_accepts_our_signature():
+    from pathlib import Path
+
+    from edge.live.outputs.webhook import signature
+    root = Path(__file__).resolve().parents[3]
+    body = json.dumps(event()).encode()
+    for guide in ("README.md", "docs/events.md"):
+        code = next(block for block in (root / guide).read_text().split("```python\n")[1:] if "def signed" in block)
+        scope: dict = {}
+        exec(code.split("```")[0], scope)
+        assert scope["signed"](b"s3cret", body, signature("s3cret", body)), guide
+        assert not scope["signed"](b"s3cret", body + b" ", signature("s3cret", body)), guide
