@@ -81,7 +81,7 @@ def test_the_page_lists_events_and_draws_zones(demo_int8_bundle, tmp_path):
     scene.image.resize((SIZE, SIZE)).save(tmp_path / "scene.png")
     target = scene.shapes[0].name
     running = Running(demo_int8_bundle[0], tmp_path / "scene.png", "--zone", "left=0,0 0.5,0 0.5,1 0,1",
-                      "--trigger", f"seen=a {target}", change_threshold="0.03")
+                      "--trigger", f"seen=a {target}", "--snapshots", tmp_path / "snaps", change_threshold="0.03")
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -91,10 +91,14 @@ def test_the_page_lists_events_and_draws_zones(demo_int8_bundle, tmp_path):
                                    "li => li.textContent.includes('on seen'))", timeout=60000)
             drawn = _drawn(page)
             events = page.inner_text("#events")
+            link = page.locator("#events li.on a", has_text="snapshot").first.get_attribute("href")
+            page.wait_for_timeout(1000)  # the snapshot is written on its own thread
+            kept = page.request.get(f"http://{running.host}:{running.port}/{link}")
             browser.close()
     finally:
         running.stop()
     assert "new" in events and "on seen" in events
+    assert kept.status == 200 and kept.headers["content-type"] == "image/jpeg" and kept.body()[:2] == b"\xff\xd8"
     middle = drawn.shape[1] // 2
     column = drawn[:, middle - 2:middle + 3].any(axis=1)
     assert column.mean() > 0.3  # the zone's dashed right edge runs down the middle
