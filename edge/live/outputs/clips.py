@@ -48,8 +48,10 @@ class _Clip:
 class Clips:
     name = "clips"
 
-    def __init__(self, files: EventFiles, fps: float, before: float = 5.0, after: float = 5.0):
+    def __init__(self, files: EventFiles, fps: float, before: float = 5.0, after: float = 5.0, log=print):
         self.files = files
+        self.log = log
+        self._failed = False
         self.fps = fps
         self.before, self.after = before, after
         self.dropped = 0
@@ -104,17 +106,25 @@ class Clips:
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
-            kind, what, seconds = item
-            if kind == "frame":
-                self._encode(what, seconds)
-            elif kind == "packet":
-                self._keep(what)
-            elif kind in STARTS:
-                self._start(what, seconds)
-            elif what in self._open:
-                self._open[what].ends = seconds
+            try:
+                self._take(*item)
+            except Exception as exc:  # noqa: BLE001 - a frame the encoder refuses must not end the clips
+                self.dropped += 1
+                if not self._failed:
+                    self._failed = True
+                    self.log(f"clips: {type(exc).__name__}: {exc} (the frame is dropped, clips go on)")
         for event_id in list(self._open):
             self._write(event_id)
+
+    def _take(self, kind: str, what, seconds: float) -> None:
+        if kind == "frame":
+            self._encode(what, seconds)
+        elif kind == "packet":
+            self._keep(what)
+        elif kind in STARTS:
+            self._start(what, seconds)
+        elif what in self._open:
+            self._open[what].ends = seconds
 
     def _start(self, event_id: str, seconds: float) -> None:
         keys = [i for i, p in enumerate(self._ring) if p.key and p.seconds <= seconds - self.before]
@@ -149,10 +159,12 @@ class Clips:
         while self._ring and self._ring[0].seconds < packet.seconds - self.before - 2.0:
             self._ring.popleft()
         for event_id, clip in list(self._open.items()):
-            clip.packets.append(packet)
-            done = clip.ends is not None and packet.seconds >= clip.ends + self.after
-            if done or packet.seconds - clip.packets[0].seconds >= MAX_SECONDS:
-                self._write(event_id)
+            if clip.ends is not None and packet.seconds > clip.ends + self.after:
+                self._write(event_id)  # the first packet past its end closes it
+            elif clip.packets or packet.key:  # a clip starts on a keyframe: it must decode from its first frame
+                clip.packets.append(packet)
+                if packet.seconds - clip.packets[0].seconds >= MAX_SECONDS:
+                    self._write(event_id)
 
     def _write(self, event_id: str) -> None:
         clip = self._open.pop(event_id)

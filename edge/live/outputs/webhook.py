@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import queue
 import socket
@@ -166,5 +167,5 @@ class Webhook:
             return "sent"
         except urllib.error.HTTPError as exc:
             return "retry" if exc.code == 429 or exc.code >= 500 else "final"
-        except (OSError, ValueError):  # refused, unreachable, timed out, a broken answer
+        except (OSError, ValueError, http.client.HTTPException):  # refused, unreachable, timed out, a broken answer
             return "retry"

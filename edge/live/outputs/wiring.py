@@ -62,7 +62,7 @@ def build_outputs(checked: OutputSettings, settings, live, frames, address, log)
         made.append(Snapshots(EventFiles(checked.snapshots, *keep, "snapshots", log), live.overlay.render))
     if checked.clips:
         made.append(Clips(EventFiles(checked.clips, *keep, "clips", log), live.source.fps or settings.fps or 10.0,
-                          settings.clip_before, settings.clip_after))
+                          settings.clip_before, settings.clip_after, log))
         if hasattr(live.source, "encode"):
             made[-1].use_camera_encoder(live.source)
     if checked.mqtt:
