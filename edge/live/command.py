@@ -183,8 +183,9 @@ def _handed_out(event, outputs, live: Live, view: WebView | None, stats_due: Eve
     """The event's payload, handed to the outputs: an event with its frame (snapshots) and the names
     of its files; a result computed (not reused); the figures every `stats_every` seconds."""
     if isinstance(event, Event):
-        frame = live.event_frame
-        return outputs.event(event.as_json(), None if frame is None else frame.image)
+        frame = live.event_frame  # its displayed picture: the overlay is drawn in its pixels
+        return outputs.event(event.as_json(), None if frame is None else
+                             frame.display if frame.display is not None else frame.image)
     payload = event_payload(event) if view is not None else None
     if event.kind == "result" and outputs:
         if not event.reused:
