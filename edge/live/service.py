@@ -193,7 +193,7 @@ def _check_visible(path: Path, what: str) -> None:
     for hidden in _HIDDEN:
         if absolute == hidden or absolute.startswith(hidden + "/"):
             raise FlorenceEdgeError(f"{what} ({absolute}) is under {hidden}, which the service's sandbox hides "
-                                    "(ProtectHome=yes): put it under /opt/florence-edge (README: Run it as a service)")
+                                    "(ProtectHome=yes): put it under /opt/florence-edge (docs/service.md)")
 
 
 def _marked(text: str) -> str:

@@ -1,6 +1,6 @@
 """Events out over MQTT, with Frigate's conventions and Home Assistant discovery.
 
-Topics under `<prefix>/<camera>` (README, Events out): `available` (retained `online` on every
+Topics under `<prefix>/<camera>` (docs/events.md, Events out): `available` (retained `online` on every
 connect, `offline` as the last will and on a clean stop), `events` (every event, JSON),
 `trigger/<name>` (retained ON/OFF), `count/<label>` (retained), `result/<task>`, `stats`,
 `snapshot` (retained JPEG of the newest event's frame, overlay drawn), and commands in
