@@ -16,6 +16,7 @@ from pathlib import Path
 
 from converters import bundle as bw
 from converters import export, recipes, verify
+from converters.calibration import DEFAULT_PICTURES, calibration_pictures, vision_samples
 from converters.errors import ConversionError
 from converters.graphs import Dims
 from converters.source import check_image_size, load_source, resize_source
@@ -148,11 +149,13 @@ def _install(staging: Path, out: Path, force: bool) -> None:
 
 def convert(src: str, out, quant: str = "int8", caches=DEFAULT_CACHES, beams: int | None = None,
             prompt_lens=DEFAULT_PROMPT_LENS, force: bool = False,
-            verify_tokens: int = verify.DEFAULT_TOKENS, verbose: bool = False, image_size: int | None = None) -> dict:
+            verify_tokens: int = verify.DEFAULT_TOKENS, verbose: bool = False, image_size: int | None = None,
+            calibration_images: str | None = None) -> dict:
     """Python twin of `florence-edge convert`; returns the written manifest.
 
     `verbose`: let the libraries' own output through instead of holding it; `image_size`: the square
-    picture side the bundle takes, if not the checkpoint's."""
+    picture side the bundle takes, if not the checkpoint's; `calibration_images`: a folder of pictures
+    for a static recipe (default: drawn scenes)."""
     out = Path(out).expanduser()
     if quant not in recipes.RECIPES:
         raise ConversionError(f"unknown quantization {quant!r}; choose from {', '.join(recipes.RECIPES)}")
@@ -162,12 +165,13 @@ def convert(src: str, out, quant: str = "int8", caches=DEFAULT_CACHES, beams: in
     stages = _Stages(verbose)
     with _partial_folder(out) as partial, stages.holding():
         manifest = _convert(src, Path(partial), quant, caches, beams, prompt_lens, verify_tokens, image_size,
-                            stages)
+                            calibration_images, stages)
         _install(Path(partial) / "bundle", out, force)
     return manifest
 
 
-def _convert(src, partial: Path, quant, caches, beams, prompt_lens, verify_tokens, image_size, _stage) -> dict:
+def _convert(src, partial: Path, quant, caches, beams, prompt_lens, verify_tokens, image_size, calibration_images,
+             _stage) -> dict:
     """Build the bundle in `partial`/bundle; returns its manifest."""
     with _stage(f"load {src}"):
         source = load_source(src)
@@ -186,6 +190,11 @@ def _convert(src, partial: Path, quant, caches, beams, prompt_lens, verify_token
     work, staging = partial / "fp32", partial / "bundle"
     work.mkdir()
     staging.mkdir()
+    quantization = recipes.describe(quant)
+    calibration = None
+    if any(recipes.needs_calibration(parts) for parts in recipes.RECIPES[quant].values()):
+        pictures, quantization["calibration"] = calibration_pictures(calibration_images)
+        calibration = vision_samples(source, pictures)
     float_paths, shapes = export.convert_graphs(source.model, dims, buckets, prompt_lens, work, _stage)
     for role, path in float_paths.items():
         target = staging / bw.GRAPH_FILES[role]
@@ -194,10 +203,11 @@ def _convert(src, partial: Path, quant, caches, beams, prompt_lens, verify_token
             shutil.move(str(path), target)
             continue
         with _stage(f"quantize {role} graph ({quant})"):
-            recipes.quantize_file(str(path), str(target), recipe)
+            recipes.quantize_file(str(path), str(target), recipe,
+                                  calibration if recipes.needs_calibration(recipe) else None)
     with _stage("write tokenizer and manifest"):
         bw.write_tokenizer(source, staging)
-        manifest = bw.build_manifest(source, dims, buckets, prompt_lens, recipes.describe(quant), staging, shapes)
+        manifest = bw.build_manifest(source, dims, buckets, prompt_lens, quantization, staging, shapes)
         bw.write_manifest(manifest, staging)
     with _stage("verify against PyTorch"):
         manifest["parity"] = verify.parity_report(source, staging, verify_tokens)
@@ -228,6 +238,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, default=None,
                         help="square picture side the bundle takes, a multiple of 32 (default: the checkpoint's, 768 "
                              "for Florence-2); smaller runs the vision graph faster, at an accuracy not measured here")
+    parser.add_argument("--calibration-images", metavar="DIR",
+                        help="pictures like the camera's for --quant int8-static to calibrate the vision graph on "
+                             f"(the first {DEFAULT_PICTURES}; default: drawn scenes)")
     parser.add_argument("--verify-tokens", type=int, default=verify.DEFAULT_TOKENS,
                         help="new tokens per verification case")
     parser.add_argument("--force", action="store_true", help="replace bundle files in an existing output directory")
@@ -249,7 +262,7 @@ def main(args: argparse.Namespace) -> int:
     prompt_lens = _integers("--prompt-lens", args.prompt_lens)
     try:
         manifest = convert(args.src, args.output, args.quant, caches, args.beams, prompt_lens, args.force,
-                           args.verify_tokens, args.verbose, args.image_size)
+                           args.verify_tokens, args.verbose, args.image_size, args.calibration_images)
     except StageFailed as exc:
         if args.verbose:
             traceback.print_exception(exc.__cause__)

@@ -21,10 +21,12 @@ import numpy as np
 from edge import cpu
 from edge.decoding import process_scores
 from edge.errors import FlorenceEdgeError
+from edge.manifest import load_manifest
 from edge.memory import peak_rss_mb, reset_peak_rss
 from edge.model import Florence2
+from edge.profile import format_profiles, profile_bundle
 from edge.prompts import normalize_task, takes_input, takes_region
-from edge.runtime import add_runtime_argument, runtime_name
+from edge.runtime import add_runtime_argument, runtime_name, select_runtime
 
 # A neutral input for tasks that need text: a phrase for grounding, a region for REGION_TO_*.
 _TEXT = "a red circle"
@@ -186,6 +188,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--new-tokens", type=int, default=32, help="decoder steps per run (EOS ignored)")
     parser.add_argument("-i", "--image", help="image to encode (default: a synthetic scene)")
     parser.add_argument("-o", "--output", choices=("md", "json", "csv"), default="md")
+    parser.add_argument("--profile", action="store_true",
+                        help="where each graph's time goes: parts and op kinds timed alone, with their "
+                             "multiply-adds (the first --threads count; --reps runs each)")
     add_runtime_argument(parser)
 
 
@@ -194,8 +199,15 @@ def main(args: argparse.Namespace) -> int:
         raise FlorenceEdgeError("--reps and --new-tokens must be at least 1, --warmup at least 0")
     if args.threads and min(args.threads) < 1:
         raise FlorenceEdgeError("--threads must be at least 1")
+    progress = lambda msg: print(f"[florence-edge] bench {msg}", file=sys.stderr)  # noqa: E731
+    if args.profile:
+        threads = (args.threads or [cpu.usable_cpus()])[0]
+        runtime = select_runtime(args.runtime, load_manifest(args.model).quantization)
+        profiles = profile_bundle(args.model, threads, runtime, args.reps, progress)
+        print(format_profiles(profiles, args.output, threads, cpu.peak_gmacs(threads)))
+        return 0
     rows = bench(args.model, args.task or ["<CAPTION>"], args.threads, args.reps,
                  args.warmup, args.new_tokens, args.image,
-                 progress=lambda msg: print(f"[florence-edge] bench {msg}", file=sys.stderr), runtime=args.runtime)
+                 progress=progress, runtime=args.runtime)
     print(format_rows(rows, args.output))
     return 0

@@ -116,3 +116,33 @@ def usable_cpus(cgroup: str = "/sys/fs/cgroup/cpu.max") -> int:
     except (OSError, ValueError):
         pass
     return count
+
+
+# Multiply-adds per cycle and core of the widest kernels XNNPACK has for an instruction set, the
+# first feature present deciding; nominal, one dot-product or FMA pipe where cores differ (Intel's
+# server cores and Zen 5 issue two 512-bit ones, Zen 4 one; the Cortex-A76 two 128-bit SDOTs).
+# int8 without dot products widens to int16 (AVX2's vpmaddwd, NEON's smlal): half the rate.
+_INT8_MACS_PER_CYCLE = (("avx512_vnni", 64), ("avx_vnni", 32), ("avx2", 32), ("i8mm", 64), ("asimddp", 32),
+                        ("asimd", 16))
+_FP32_MACS_PER_CYCLE = (("avx512f", 32), ("fma", 16), ("asimd", 8))
+
+
+def clock_ghz(cpufreq: str = "/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq") -> float | None:
+    """The cores' top clock, from cpufreq or /proc/cpuinfo; None where neither says (virtual machines)."""
+    try:
+        return int(Path(cpufreq).read_text()) / 1e6
+    except (OSError, ValueError):
+        match = re.search(r"^cpu MHz\s*:\s*([\d.]+)", _cpuinfo(), re.MULTILINE)
+        return float(match.group(1)) / 1e3 if match else None
+
+
+def peak_gmacs(threads: int, ghz: float | None = None) -> dict:
+    """Nominal int8 and fp32 multiply-adds per second (G) for `threads` cores at `ghz` (default: the
+    clock this machine reports); {} without a clock. See _INT8_MACS_PER_CYCLE for what is assumed."""
+    ghz = ghz or clock_ghz()
+    if not ghz:
+        return {}
+    have = features()
+    rate = {kind: next((n for feature, n in table if feature in have), None)
+            for kind, table in (("int8", _INT8_MACS_PER_CYCLE), ("fp32", _FP32_MACS_PER_CYCLE))}
+    return {kind: threads * ghz * n for kind, n in rate.items() if n}

@@ -72,7 +72,7 @@ def _close_quietly() -> None:
 
 RUNTIMES = ("compiled", "interpreter")
 # Bundles whose activations are quantized at run time: tflite-runtime computes them as zeros.
-DYNAMIC_QUANTIZATIONS = ("int8", "int4", "int4-vision")
+DYNAMIC_QUANTIZATIONS = ("int8", "int8-static", "int4", "int4-vision")
 # Bundles only XNNPACK runs at speed. The interpreter path runs the decoder on the built-in kernels
 # (see _XNNPACK_MAX_SIGNATURES), whose int4 fully-connected is a reference loop: base int4's decoder
 # step took 290 ms there (8 ms for int8), its text encoder 532 ms (126).

@@ -98,6 +98,11 @@ def demo_int8_bundle(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def demo_int8_static_bundle(tmp_path_factory):
+    return _convert_demo(tmp_path_factory, "int8-static")
+
+
+@pytest.fixture(scope="session")
 def demo_int4_bundle(tmp_path_factory):
     return _convert_demo(tmp_path_factory, "int4")
 

@@ -73,9 +73,10 @@ def _x86_cases(bundle, beams):
 
 
 @pytest.fixture(scope="module")
-def configs(demo_fp32_bundle, demo_int8_bundle):
-    """name -> (bundle, beams, this host's results), as the issue asks: fp32 greedy and beam, int8 greedy."""
-    wanted = {"fp32": (demo_fp32_bundle[0], "1,3"), "int8": (demo_int8_bundle[0], "1")}
+def configs(demo_fp32_bundle, demo_int8_bundle, demo_int8_static_bundle):
+    """name -> (bundle, beams, this host's results): fp32 greedy and beam, int8 and int8-static greedy."""
+    wanted = {"fp32": (demo_fp32_bundle[0], "1,3"), "int8": (demo_int8_bundle[0], "1"),
+              "int8-static": (demo_int8_static_bundle[0], "1")}
     return {name: (bundle, beams, _x86_cases(bundle, beams)) for name, (bundle, beams) in wanted.items()}
 
 
