@@ -115,3 +115,24 @@ def test_threads_below_one_are_refused_in_one_line(threads, fp32_bundle, capsys)
     assert "num_threads must be a whole number of at least 1" in capsys.readouterr().err
     assert main(["bench", "-m", str(fp32_bundle[0]), "--threads", "2", threads]) == 2
     assert "--threads must be at least 1" in capsys.readouterr().err
+
+
+def test_the_nominal_peak_follows_the_instruction_set_and_the_clock(monkeypatch, tmp_path):
+    def cores(*names):
+        monkeypatch.setattr(cpu, "features", lambda: frozenset(names))
+
+    cores("fp", "asimd", "asimddp")  # a Cortex-A76: int8 by dot product
+    assert cpu.peak_gmacs(4, ghz=2.4) == {"int8": 4 * 2.4 * 32, "fp32": 4 * 2.4 * 8}
+    cores("fp", "asimd")  # a Cortex-A72: no dot product, int8 widened to int16
+    assert cpu.peak_gmacs(4, ghz=1.8)["int8"] == 4 * 1.8 * 16
+    cores("avx2", "fma", "avx512f", "avx512_vnni")
+    assert cpu.peak_gmacs(2, ghz=3.0) == {"int8": 2 * 3.0 * 64, "fp32": 2 * 3.0 * 32}
+    frequency = tmp_path / "cpuinfo_max_freq"
+    frequency.write_text("2400000\n")  # kHz, as cpufreq gives it
+    assert cpu.clock_ghz(str(frequency)) == 2.4
+
+
+def test_without_a_clock_there_is_no_peak(monkeypatch):
+    monkeypatch.setattr(cpu, "features", lambda: frozenset({"avx2", "fma"}))
+    monkeypatch.setattr(cpu, "clock_ghz", lambda: None)
+    assert cpu.peak_gmacs(2) == {}
