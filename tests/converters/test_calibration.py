@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
-from conftest import TINY_CONVERT
+from expect import cli, ends_cleanly
 from PIL import Image
 
 from converters.calibration import DEFAULT_PICTURES, calibration_pictures, vision_samples
-from converters.convert import convert
 from converters.errors import ConversionError
 from edge import manifest as mf
 from edge.graph_file import GraphFile
@@ -43,20 +42,19 @@ def test_samples_are_the_processors_pixels_flat(tiny_source):
     np.testing.assert_array_equal(samples[1]["pixel_values"], expected.reshape(-1).astype(np.float32))
 
 
-def test_a_static_bundle_keeps_int8_between_layers_and_passes_its_parity_check(tiny_checkpoint, tmp_path):
-    pictures = tmp_path / "pictures"
-    pictures.mkdir()
-    for seed in range(4):
-        noise = np.random.default_rng(seed).integers(0, 255, (64, 80, 3), np.uint8)
-        Image.fromarray(noise).save(pictures / f"{seed}.png")
-    out = tmp_path / "bundle"
-    manifest = convert(str(tiny_checkpoint), out, quant="int8-static", calibration_images=str(pictures),
-                       **TINY_CONVERT)
-    assert manifest["quantization"]["calibration"] == f"4 pictures from {pictures}"
+def test_a_static_bundle_keeps_int8_between_layers_and_passes_its_parity_check(demo_int8_static_bundle):
+    out, manifest = demo_int8_static_bundle
+    assert manifest["quantization"]["calibration"] == "32 drawn scenes (seeds 0-31)"
     assert manifest["parity"]["passed"]
     graph = GraphFile(out / "vision.tflite", mf.VISION)
-    kinds = {op.kind for op in graph.ops}
-    assert "QUANTIZE" in kinds  # activations become int8 once ...
+    assert "QUANTIZE" in {op.kind for op in graph.ops}  # activations become int8 once ...
     fully_connected = [op for op in graph.ops if op.kind == "FULLY_CONNECTED" and op.weight_dtype]
     # ... and reach the fully-connected layers as int8, with no quantization at run time
     assert fully_connected and all(graph.tensor_type(op.inputs[0]) == "int8" for op in fully_connected)
+
+
+def test_convert_refuses_an_empty_calibration_folder_in_one_line(tiny_checkpoint, tmp_path):
+    result = cli("convert", tiny_checkpoint, "-o", tmp_path / "bundle", "--quant", "int8-static",
+                 "--calibration-images", tmp_path)
+    ends_cleanly(result, 2, "no .jpg/.png/.bmp/.webp pictures there", "convert")
+    assert not (tmp_path / "bundle").exists()

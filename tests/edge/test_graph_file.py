@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import DEMO
+from expect import ROOT
 from transformers import Florence2ForConditionalGeneration
 
 from converters.graphs import VisionGraph
@@ -11,6 +11,8 @@ from edge import manifest as mf
 from edge.errors import FlorenceEdgeError
 from edge.graph_file import GraphFile
 from edge.runtime import open_graph
+
+DEMO = ROOT / "models" / "florence2-shapes"
 
 
 def _run(path, key, shapes, inputs):

@@ -3,12 +3,14 @@
 import json
 
 import pytest
-from conftest import DEMO
+from expect import ROOT
 
 from edge import manifest as mf
 from edge.cli import main
 from edge.graph_file import GraphFile
 from edge.profile import vision_parts
+
+DEMO = ROOT / "models" / "florence2-shapes"
 
 
 def _depths():
