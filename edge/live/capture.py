@@ -8,6 +8,7 @@ stops delivering is reopened with growing pauses; each outage is logged once, wi
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -111,7 +112,7 @@ class Capture(threading.Thread):
                 self.source.rewind()
                 pace.restart()
                 continue
-            pace.wait(self.stop_event)
+            frame = pace.deliver(frame, self.stop_event)
             self.captured += 1
             self.on_frame(frame)
             if self.every_frame:
@@ -157,10 +158,13 @@ class _Pace:
     def restart(self) -> None:
         self.start, self.count = time.monotonic(), 0
 
-    def wait(self, stop: threading.Event) -> None:
+    def deliver(self, frame: Frame, stop: threading.Event) -> Frame:
+        """`frame` at its turn, stamped then, as a camera stamps a frame when its sensor gives it: the
+        time it waited after being read ahead is no part of its latency."""
         if self.period is None:
-            return
+            return frame
         delay = self.start + self.count * self.period - time.monotonic()
         self.count += 1
         if delay > 0:
             stop.wait(delay)
+        return dataclasses.replace(frame, time=time.time(), clock=time.monotonic())

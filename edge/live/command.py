@@ -127,6 +127,7 @@ def main(args: argparse.Namespace) -> int:
     stats_due = Every(settings.stats_every)
     _stop_on_sigterm()
     ready, watchdog = False, None
+    printed: dict = {}  # task -> the answer last printed in text mode
     try:
         for event in live:
             payload = _handed_out(event, outputs, live, view, stats_due)
@@ -137,7 +138,7 @@ def main(args: argparse.Namespace) -> int:
             if event.kind == "result" and not ready:
                 ready, watchdog = True, _ready(notifier, live)
             if event.kind != "partial":
-                _print(event, payload, settings)
+                _print(event, payload, settings, printed)
     except KeyboardInterrupt:
         pass  # Ctrl-C or SIGTERM: a normal way to end a live loop
     finally:
@@ -150,8 +151,18 @@ def main(args: argparse.Namespace) -> int:
         if view is not None:
             view.close()
         outputs.close()
-    print(f"florence-edge live: {json.dumps(live.stats())}", file=sys.stderr)
+    stats = live.stats()
+    print(f"florence-edge live: {json.dumps(stats) if settings.json else _figures(stats)}", file=sys.stderr)
     return 0
+
+
+def _figures(stats: dict) -> str:
+    """The loop's figures in words, for a person reading the terminal (`--json` gives them all)."""
+    final, first = stats["final_ms"], stats["first_shape_ms"]
+    times = (f"; capture to answer {final['median']:.0f} ms (p90 {final['p90']:.0f})" if final["n"] else "") + (
+        f", to first box {first['median']:.0f} ms" if first["n"] else "")
+    return (f"{stats['captured']} frames read in {stats['seconds']:.1f} s, {stats['inferred']} answered, "
+            f"{stats['reused']} unchanged (answer kept), {stats['dropped']} skipped while busy{times}")
 
 
 def _model_size(model: Florence2) -> tuple[int, int]:
@@ -222,7 +233,8 @@ def _attach_overlay(live: Live, recorder: Recorder | None, view: WebView | None,
     live.on_frame = each
 
 
-def _print(event: LiveEvent | Event, payload: dict, settings) -> None:
+def _print(event: LiveEvent | Event, payload: dict, settings, printed: dict) -> None:
+    """An event or a result as the settings ask; in text mode a task's answer only when it changed."""
     if isinstance(event, Event):
         if settings.json or settings.events_only:
             print(json.dumps(payload), flush=True)
@@ -234,7 +246,7 @@ def _print(event: LiveEvent | Event, payload: dict, settings) -> None:
     if settings.json:
         print(json.dumps(event_json(event)), flush=True)
         return
-    if not settings.print_results:
+    if not settings.print_results or printed.get(event.task, printed) == event.partial.parsed:
         return
-    reused = " (reused)" if event.reused else ""
-    print(f"frame {event.frame} {event.task}{reused}: {json.dumps(event.partial.parsed)}", flush=True)
+    printed[event.task] = event.partial.parsed
+    print(f"frame {event.frame} {event.task}: {json.dumps(event.partial.parsed)}", flush=True)

@@ -43,12 +43,19 @@ def test_the_page_draws_boxes_at_the_truth_and_shows_the_caption(demo_int8_bundl
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
             page = browser.new_page(viewport={"width": 1100, "height": 760})
+            failed = []  # a request the page makes that fails is a console error in every session
+            page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
             page.goto(f"http://{running.host}:{running.port}/")
             page.wait_for_function("document.querySelectorAll('.answer').length >= 2", timeout=30000)
+            page.wait_for_function("document.getElementById('stats').textContent.includes('capture to answer')",
+                                   timeout=30000)
             page.wait_for_function(f"document.getElementById('answer-<CAPTION>').innerText.includes("
                                    f"{json.dumps(caption(scene))})", timeout=30000)
             drawn = _drawn(page)
             answers = page.inner_text("#answers")
+            assert not failed, failed
+            # Its icon is in the page: a browser asks the board for none (a 404 and a console error).
+            assert page.evaluate("document.querySelector('link[rel=icon]').href.startsWith('data:image/svg')")
             # The control changes the tasks while it runs, and says what is wrong with a bad one.
             page.fill("#tasks", "NOPE")
             page.click("button")
