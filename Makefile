@@ -10,7 +10,7 @@ install:
 # Main job, offline: convert the committed demo model to a verified int8 bundle and run tasks on a sample.
 DEMO_MODEL ?= models/florence2-shapes
 demo: install
-	florence-edge convert $(DEMO_MODEL) -o $(BUILD)/demo-bundle --force
+	florence-edge convert $(DEMO_MODEL) -o $(BUILD)/demo-bundle --force --reuse
 	florence-edge check $(BUILD)/demo-bundle
 	florence-edge run -m $(BUILD)/demo-bundle -i samples/shapes-1.png -t CAPTION -t OD -t OCR_WITH_REGION \
 		--draw $(BUILD)/demo-shapes.jpg --force

@@ -18,10 +18,12 @@ from converters import bundle as bw
 from converters import export, recipes, verify
 from converters.calibration import DEFAULT_PICTURES, calibration_pictures, vision_samples
 from converters.errors import ConversionError
+from converters.fingerprint import fingerprint, recorded
 from converters.graphs import Dims
 from converters.source import check_image_size, load_source, resize_source
 from edge import manifest as mf
 from edge.bundle_memory import measure_bundle
+from edge.errors import FlorenceEdgeError
 from edge.files import publish
 from edge.quiet import quiet
 
@@ -150,13 +152,17 @@ def _install(staging: Path, out: Path, force: bool) -> None:
 def convert(src: str, out, quant: str = "int8", caches=DEFAULT_CACHES, beams: int | None = None,
             prompt_lens=DEFAULT_PROMPT_LENS, force: bool = False,
             verify_tokens: int = verify.DEFAULT_TOKENS, verbose: bool = False, image_size: int | None = None,
-            calibration_images: str | None = None) -> dict:
+            calibration_images: str | None = None, reuse: bool = False) -> dict:
     """Python twin of `florence-edge convert`; returns the written manifest.
 
     `verbose`: let the libraries' own output through instead of holding it; `image_size`: the square
     picture side the bundle takes, if not the checkpoint's; `calibration_images`: a folder of pictures
-    for a static recipe (default: drawn scenes)."""
+    for a static recipe (default: drawn scenes); `reuse`: leave a bundle in `out` that converting again would
+    give unchanged (see `up_to_date`) and return its manifest."""
     out = Path(out).expanduser()
+    options = _options(quant, caches, beams, prompt_lens, verify_tokens, image_size)
+    if reuse and (existing := up_to_date(src, out, options, calibration_images)) is not None:
+        return existing
     if quant not in recipes.RECIPES:
         raise ConversionError(f"unknown quantization {quant!r}; choose from {', '.join(recipes.RECIPES)}")
     if image_size is not None:
@@ -166,8 +172,28 @@ def convert(src: str, out, quant: str = "int8", caches=DEFAULT_CACHES, beams: in
     with _partial_folder(out) as partial, stages.holding():
         manifest = _convert(src, Path(partial), quant, caches, beams, prompt_lens, verify_tokens, image_size,
                             calibration_images, stages)
+        manifest["conversion"] = {"fingerprint": fingerprint(src, options, calibration_images), "options": options}
+        bw.write_manifest(manifest, Path(partial) / "bundle")
         _install(Path(partial) / "bundle", out, force)
     return manifest
+
+
+def _options(quant, caches, beams, prompt_lens, verify_tokens, image_size) -> dict:
+    return {"quant": quant, "caches": sorted(caches), "beams": beams, "prompt_lens": sorted(prompt_lens),
+            "verify_tokens": verify_tokens, "image_size": image_size}
+
+
+def up_to_date(src: str, out: Path, options: dict, calibration_images: str | None) -> dict | None:
+    """The manifest of the bundle in `out` if converting `src` again would give the same bundle (the
+    same checkpoint files, converter, libraries and options) and its files are intact; else None."""
+    fp = fingerprint(src, options, calibration_images)
+    if fp is None or fp != recorded(out):
+        return None
+    try:
+        manifest = mf.load_manifest(out)
+    except FlorenceEdgeError:
+        return None
+    return manifest.raw if all(mf.verify_checksums(manifest).values()) else None
 
 
 def _convert(src, partial: Path, quant, caches, beams, prompt_lens, verify_tokens, image_size, calibration_images,
@@ -244,6 +270,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verify-tokens", type=int, default=verify.DEFAULT_TOKENS,
                         help="new tokens per verification case")
     parser.add_argument("--force", action="store_true", help="replace bundle files in an existing output directory")
+    parser.add_argument("--reuse", action="store_true",
+                        help="leave the bundle in the output alone if it was converted from the same local checkpoint "
+                             "files with this converter and these options, and is intact")
     parser.add_argument("--verbose", action="store_true",
                         help="show the libraries' own output, and a failed stage's traceback")
 
@@ -260,6 +289,12 @@ def main(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     caches = _integers("--cache-sizes", args.cache_sizes)
     prompt_lens = _integers("--prompt-lens", args.prompt_lens)
+    if args.reuse and up_to_date(args.src, Path(args.output).expanduser(), _options(
+            args.quant, caches, args.beams, prompt_lens, args.verify_tokens, args.image_size),
+            args.calibration_images) is not None:
+        print(f"bundle in {args.output} is up to date (the same checkpoint files, converter and options; its files "
+              "intact): not converted again")
+        return 0
     try:
         manifest = convert(args.src, args.output, args.quant, caches, args.beams, prompt_lens, args.force,
                            args.verify_tokens, args.verbose, args.image_size, args.calibration_images)

@@ -14,6 +14,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 
 from edge.bench import decode_fixed
 from edge.errors import FlorenceEdgeError
@@ -34,15 +35,21 @@ def measure_bundle(bundle) -> dict:
     `measured` entry; figures by path."""
     quantization = load_manifest(bundle).quantization
     paths = [p for p in runtimes_for(quantization) if p != "compiled" or not compiled_runtime_blockers()[0]]
-    peak, first_start, low = {}, {}, {}
-    for path in paths:
-        with tempfile.TemporaryDirectory(prefix="florence-edge-measure-") as cache:
-            first = _measure_in_fresh_process(bundle, cache, path)
-            later = _measure_in_fresh_process(bundle, cache, path)
-            low[path] = _measure_in_fresh_process(bundle, cache, path, low_memory=True)["peak_rss_mb"]
-        peak[path], first_start[path] = later["peak_rss_mb"], first["peak_rss_mb"]
+    # The paths side by side: each process's own peak is what is read, so they do not disturb it.
+    with ThreadPoolExecutor(max_workers=len(paths)) as pool:
+        runs = dict(zip(paths, pool.map(lambda path: _measure_path(bundle, path), paths)))
+    later = next(iter(runs.values()))[1]
     return {"task": later["task"], "tokens": later["tokens"], "machine": later["machine"],
-            "peak_rss_mb": peak, "first_start_peak_rss_mb": first_start, "low_memory_peak_rss_mb": low}
+            "peak_rss_mb": {p: r[1]["peak_rss_mb"] for p, r in runs.items()},
+            "first_start_peak_rss_mb": {p: r[0]["peak_rss_mb"] for p, r in runs.items()},
+            "low_memory_peak_rss_mb": {p: r[2]["peak_rss_mb"] for p, r in runs.items()}}
+
+
+def _measure_path(bundle, path: str) -> tuple[dict, dict, dict]:
+    """A first start (empty weight cache), a later one and a low-memory one on runtime path `path`."""
+    with tempfile.TemporaryDirectory(prefix="florence-edge-measure-") as cache:
+        return (_measure_in_fresh_process(bundle, cache, path), _measure_in_fresh_process(bundle, cache, path),
+                _measure_in_fresh_process(bundle, cache, path, low_memory=True))
 
 
 def _measure_in_fresh_process(bundle, cache: str, path: str, low_memory: bool = False) -> dict:
