@@ -152,7 +152,9 @@ def main(args: argparse.Namespace) -> int:
             view.close()
         outputs.close()
     stats = live.stats()
-    print(f"florence-edge live: {json.dumps(stats) if settings.json else _figures(stats)}", file=sys.stderr)
+    if not settings.json:
+        print(f"florence-edge live: {_figures(stats)}", file=sys.stderr)
+    print(f"florence-edge live: {json.dumps(stats)}", file=sys.stderr)  # last: what scripts and journals read
     return 0
 
 

@@ -55,7 +55,7 @@ def test_the_page_draws_boxes_at_the_truth_and_shows_the_caption(demo_int8_bundl
             answers = page.inner_text("#answers")
             assert not failed, failed
             # Its icon is in the page: a browser asks the board for none (a 404 and a console error).
-            assert page.evaluate("document.querySelector('link[rel=icon]').href.startsWith('data:image/svg')")
+            assert page.evaluate("document.querySelector('link[rel=icon]').href.startsWith('data:image/png')")
             # The control changes the tasks while it runs, and says what is wrong with a bad one.
             page.fill("#tasks", "NOPE")
             page.click("button")
