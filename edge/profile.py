@@ -161,17 +161,6 @@ def _timed_together(cuts: list[_Cut], reps: int, rounds: int = 3) -> list[float]
             cut.close()
 
 
-def _on_xnnpack(loaded) -> bool:
-    """Whether XNNPACK took every op of a loaded cut (exact for the one-op cuts this is asked of)."""
-    model = getattr(loaded, "_model", None)
-    if model is not None:
-        return bool(model.is_fully_accelerated())
-    if loaded.kernels != "xnnpack":
-        return False
-    wrapper = loaded._interpreter._interpreter
-    return any(wrapper.NodeName(i) == "DELEGATE" for i in range(wrapper.NumNodes()))
-
-
 def profile_graph(path: Path, role: str, signature: str, threads: int, quantization: str, runtime: str,
                   reps: int = 3, progress=None) -> GraphProfile:
     """Time a graph whole, by part (the vision graph's blocks; other graphs are one part) and op by
@@ -198,7 +187,7 @@ def profile_graph(path: Path, role: str, signature: str, threads: int, quantizat
             if progress and op.index % 100 == 0:
                 progress(f"{role}: op {op.index + 1}/{len(graph.ops)}")
             alone = cut(op.index, op.index)
-            on_xnnpack = _on_xnnpack(alone.loaded)
+            on_xnnpack = alone.loaded.on_xnnpack()
             (ms,) = map(net, _timed_together([alone], reps, rounds=1))
             kinds.setdefault(_kind(op), []).append((op, ms, on_xnnpack))
     for kind, timed in kinds.items():

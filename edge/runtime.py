@@ -352,6 +352,10 @@ class CompiledGraph:
         self._buffers: list = []
         _OPEN.add(self)
 
+    def on_xnnpack(self) -> bool:
+        """Whether XNNPACK runs every op of this graph."""
+        return bool(self._model.is_fully_accelerated())
+
     def close(self) -> None:
         """Free the native model and buffers now (signatures of this graph stop working); idempotent."""
         if self not in _OPEN:
@@ -429,6 +433,12 @@ class InterpreterGraph:
                 self._interpreter = interpreter_class(model_path=str(path), num_threads=num_threads, **options)
         except (ValueError, RuntimeError) as exc:
             raise _cannot_load(path, exc) from None
+
+    def on_xnnpack(self) -> bool:
+        """Whether XNNPACK took ops of this graph once a signature was prepared: the interpreter says only
+        whether a delegate node exists, so this is exact for a one-op graph, as profiling asks it."""
+        wrapper = self._interpreter._interpreter
+        return self.kernels == "xnnpack" and any(wrapper.NodeName(i) == "DELEGATE" for i in range(wrapper.NumNodes()))
 
     def close(self) -> None:
         """Drop this graph's reference to the interpreter (its signatures keep theirs)."""
