@@ -2,7 +2,7 @@
 PYTHON ?= python3
 BUILD ?= build
 
-.PHONY: install demo train-demo test test-arm arm-sysroot chromium systemd mosquitto
+.PHONY: install demo train-demo test test-arm arm-sysroot chromium systemd mosquitto rtsp-server node
 
 install:
 	$(PYTHON) -m pip install -q -e '.[convert,camera,mqtt,test]'
@@ -24,9 +24,9 @@ train-demo: install
 	$(PYTHON) -m converters.train_demo -o $(DEMO_MODEL)
 
 # Everything, the emulated ARM cores, the web page in a headless browser and systemd's verdict on the
-# units included (the sysroot is built once, about 40 s, 430 MB; Debian's chromium and systemd are
-# installed where missing, as root).
-test: install arm-sysroot chromium systemd mosquitto
+# units included (the sysroot is built once, about 40 s, 430 MB; Debian's chromium, systemd, mosquitto
+# and GStreamer's RTSP server are installed where missing, as root).
+test: install arm-sysroot chromium systemd mosquitto rtsp-server node
 	$(PYTHON) -m ruff check .
 	FLORENCE_EDGE_ARM_SYSROOT=$(ARM_SYSROOT) $(PYTHON) -m pytest -q
 
@@ -49,3 +49,14 @@ systemd:
 # The MQTT broker events are published to in the tests (started by them on a free loopback port).
 mosquitto:
 	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { apt-get update -qq && apt-get install -y -qq mosquitto >/dev/null; }
+
+# A network camera for the tests: GStreamer's RTSP server with H.264 (x264), driven by Debian's python3-gi.
+rtsp-server:
+	@/usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer" \
+		2>/dev/null && gst-inspect-1.0 x264enc >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq \
+		--no-install-recommends python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
+		gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-tools >/dev/null; }
+
+# Node, which runs the phone page's JavaScript modules against the Python ones in the tests.
+node:
+	@command -v node >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nodejs >/dev/null; }

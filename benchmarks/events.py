@@ -4,7 +4,7 @@
    not, and of phrases present in a scene against absent ones (near misses: the same shape in
    another colour, the same colour on another shape; things never drawn), for the grounding task's
    own score and for a trigger's finding.
-2. Tracks and triggers on held-out clips (`edge.scenes.make_clip`, written as H.264 videos and
+2. Tracks and triggers on held-out clips (`edge.demo.scenes.make_clip`, written as H.264 videos and
    played through `live` with every frame processed): id switches and fragmentations, how many
    inferred frames `new` and `end` took, triggers' precision and recall per stretch, and what the
    triggers cost per inferred frame.
@@ -27,6 +27,7 @@ import numpy as np
 from PIL import ImageDraw, ImageFilter
 
 from edge.decoding import Choice, process_scores
+from edge.demo.scenes import COLOURS, SHAPES, Clip, iou, make_clip, make_scene
 from edge.live.events.stream import EventStream
 from edge.live.events.tracks import TrackSettings
 from edge.live.events.triggers import FrameLook, Trigger
@@ -34,7 +35,6 @@ from edge.live.loop import Live
 from edge.live.record import Recorder
 from edge.live.sources import open_source
 from edge.model import Florence2
-from edge.scenes import COLOURS, SHAPES, Clip, iou, make_clip, make_scene
 
 SCORE_SEED = 3_000_000  # held out: training used seeds below 1,000,000, eval 1,000,000 on
 CLIP_SEED = 4_000_000

@@ -28,12 +28,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from edge.demo.scenes import make_scene  # noqa: E402
 from edge.live import Live  # noqa: E402
 from edge.live.frames import Frame, Source  # noqa: E402
 from edge.live.incremental import IncrementalParser  # noqa: E402
 from edge.live.overlay import Overlay  # noqa: E402
 from edge.model import Florence2  # noqa: E402
-from edge.scenes import make_scene  # noqa: E402
 
 
 def write_video(path: Path, frames: int, hold: int, size=(384, 384), fps: int = 10) -> None:

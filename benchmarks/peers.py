@@ -33,14 +33,14 @@ from converters.convert import convert  # noqa: E402
 from converters.source import load_source  # noqa: E402
 from converters.test_checkpoints import write_test_checkpoint  # noqa: E402
 from edge import cpu  # noqa: E402
-from edge.bench import decode_fixed  # noqa: E402
+from edge.demo.scenes import make_scene  # noqa: E402
 from edge.errors import FlorenceEdgeError  # noqa: E402
+from edge.fixed_decode import decode_fixed  # noqa: E402
 from edge.live.doctor import cpu_features  # noqa: E402
 from edge.manifest import DECODER, decode_signature_name, load_manifest  # noqa: E402
 from edge.memory import peak_rss_mb  # noqa: E402
 from edge.model import Florence2  # noqa: E402
 from edge.preprocess import pixel_values  # noqa: E402
-from edge.scenes import make_scene  # noqa: E402
 
 TASK = "<CAPTION>"
 

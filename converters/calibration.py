@@ -1,7 +1,7 @@
 """Pictures a static recipe calibrates the vision graph's activation ranges on.
 
 The user's own pictures where they point at some (the ranges then fit what the camera sees);
-otherwise scenes drawn by `edge.scenes`, from the seeds the demo model was trained on, so the
+otherwise scenes drawn by `edge.demo.scenes`, from the seeds the demo model was trained on, so the
 demo model calibrates on its own kind of picture and any checkpoint gets shapes, text and colour.
 """
 
@@ -22,7 +22,7 @@ _SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 def calibration_pictures(folder: str | None = None, count: int = DEFAULT_PICTURES) -> tuple[list[Image.Image], str]:
     """Up to `count` pictures and a line saying what they are, for the manifest."""
     if folder is None:
-        from edge.scenes import make_scene
+        from edge.demo.scenes import make_scene
 
         return [make_scene(seed).image for seed in range(count)], f"{count} drawn scenes (seeds 0-{count - 1})"
     paths = sorted(p for p in Path(folder).expanduser().glob("*") if p.suffix.lower() in _SUFFIXES)

@@ -1,4 +1,4 @@
-"""Train the demo model: a small Florence-2 on synthetic scenes (`edge.scenes`), from a seed.
+"""Train the demo model: a small Florence-2 on synthetic scenes (`edge.demo.scenes`), from a seed.
 
     python -m converters.train_demo -o models/florence2-shapes
 
@@ -29,7 +29,7 @@ from converters.test_checkpoints import (
     save_checkpoint,
     set_generation_defaults,
 )
-from edge.scenes import COLOURS, SHAPES, TASKS, WORDS, caption, intersection, make_scene, training_examples
+from edge.demo.scenes import COLOURS, SHAPES, TASKS, WORDS, caption, intersection, make_scene, training_examples
 
 # Small enough to train in under 45 minutes on 2 cores, same architecture as base.
 # 192 px costs half of 256 px in the vision tower and still renders words legibly.

@@ -111,7 +111,7 @@ def main(args: argparse.Namespace) -> int:
                       low_memory=settings.low_memory)
     events = event_stream(settings, model)  # zones, triggers and outputs checked before the camera opens
     wanted = output_settings(settings)
-    camera = CameraSettings(settings.main_size, settings.lores_size, settings.fps)
+    camera = CameraSettings(settings.main_size, settings.lores_size, settings.fps, settings.source_password_file)
     live = Live(model, open_source(settings.source, _model_size(model), camera), settings.tasks,
                 settings.text, settings.region, settings.every_frame, settings.loop, settings.change_threshold,
                 args.frames, settings.beams, settings.max_new_tokens, stale_after=settings.stale_after,

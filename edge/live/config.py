@@ -182,6 +182,9 @@ SETTINGS = (
     Setting("camera", "source", _text_kind(),
             help="scenes | picamera2[:N] | /dev/videoN or N | video file | image, folder or glob | rtsp://... "
                  "or http://... stream"),
+    Setting("camera", "source_password_file", _text_kind(),
+            help="a network camera's password, read from this file (0600), the URL naming only the user "
+                 "(rtsp://USER@CAMERA/PATH): off the command line and out of config files", file_key="password_file"),
     Setting("camera", "main_size", _size(), help="picamera2's main stream, or a V4L2 camera's size: WIDTHxHEIGHT "
                                                  "(default 1280x720 for picamera2, the camera's own for V4L2)"),
     Setting("camera", "lores_size", _size(), help="picamera2's low-resolution stream the model sees: WIDTHxHEIGHT "

@@ -74,8 +74,10 @@ class Source:
 class CameraSettings:
     """What a camera is asked for (None: its default): `main` (width, height) of the picture shown
     (picamera2's main stream, a V4L2 camera's only one), `lores` the picture picamera2 gives the
-    model, `fps` frames per second."""
+    model, `fps` frames per second, `password_file` a network camera's password (kept off the command
+    line and out of config files)."""
 
     main: tuple[int, int] | None = None
     lores: tuple[int, int] | None = None
     fps: float | None = None
+    password_file: str | None = None

@@ -18,6 +18,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from edge.bundle_memory import check_fits
 from edge.errors import FlorenceEdgeError
@@ -125,11 +126,15 @@ def render_unit(text: str, executable: Path, settings, credentials: dict | None 
 
 
 def _credentials(settings) -> dict[str, str]:
-    """Secret files (MQTT password and certificates, webhook secrets) become systemd credentials: the
-    service's dynamic user cannot read root's 0600 files, and the config names them by
+    """Secret files (the camera's and MQTT's passwords, MQTT certificates, webhook secrets) become systemd
+    credentials: the service's dynamic user cannot read root's 0600 files, and the config names them by
     `${CREDENTIALS_DIRECTORY}`. A secret written in the config itself is refused: that file is world-readable."""
     found = {}
-    for key in ("mqtt_password_file", "mqtt_ca_file", "mqtt_cert_file", "mqtt_key_file"):
+    if urlsplit(settings.values.get("source") or "").password is not None:
+        raise FlorenceEdgeError("--source: a service's config file is readable by every user; put the camera's "
+                                "password in a file (0600), name it with --source-password-file and leave it out "
+                                "of the URL (rtsp://USER@CAMERA/PATH)")
+    for key in ("source_password_file", "mqtt_password_file", "mqtt_ca_file", "mqtt_cert_file", "mqtt_key_file"):
         if settings.values.get(key):
             found[key] = str(Path(settings.values[key]).absolute())
             settings.values[key] = f"{CREDENTIALS}/{key}"

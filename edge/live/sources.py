@@ -64,7 +64,7 @@ class ScenesSource(Source):
     live = True
 
     def __init__(self, seed: int = 1_000_000, fps: float = 10.0, hold: int = 20, noise: float = 2.0):
-        from edge.scenes import make_scene
+        from edge.demo.scenes import make_scene
 
         self._make = make_scene
         self.name = "scenes"
@@ -99,6 +99,8 @@ def open_source(spec: str, size_hint: tuple[int, int] | None = None, camera: Cam
     camera = camera or CameraSettings()
     if not isinstance(spec, str) or not spec.strip():
         raise FlorenceEdgeError("--source is empty: name a camera, file, folder, stream, 'scenes' or 'picamera2'")
+    if camera.password_file and not spec.lower().startswith(_STREAM_SCHEMES):
+        raise FlorenceEdgeError(f"--source-password-file is for network cameras (rtsp://USER@CAMERA/PATH), not {spec}")
     if spec == "scenes" or spec.startswith("scenes:"):
         seed = spec.partition(":")[2]
         return ScenesSource(int(seed) if seed.isdigit() else 1_000_000, **options)
@@ -114,7 +116,7 @@ def open_source(spec: str, size_hint: tuple[int, int] | None = None, camera: Cam
     if spec.lower().startswith(_STREAM_SCHEMES):
         from edge.live.video import VideoSource
 
-        return VideoSource(spec, stream=True)
+        return VideoSource(spec, stream=True, camera=camera)
     if path.is_dir():
         return _images(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), spec)
     if any(c in spec for c in "*?["):

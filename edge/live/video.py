@@ -9,8 +9,11 @@ the `camera` extra: `pip install 'florence-edge[camera]'`.
 from __future__ import annotations
 
 import time
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from edge.errors import FlorenceEdgeError
+from edge.files import credential
 from edge.live.frames import CameraSettings, Frame, Source, SourceLost
 
 # (open, read) timeouts in seconds for devices and streams: a camera that stops answering is lost,
@@ -30,8 +33,9 @@ def _av():
 
 class VideoSource(Source):
     def __init__(self, spec: str, device: bool = False, stream: bool = False, camera: CameraSettings | None = None):
-        self.name = spec
         self._camera = camera or CameraSettings()
+        self._url = _with_password(spec, self._camera.password_file) if stream else spec
+        self.name = _without_password(self._url)  # what logs, the journal and the web view show
         self.live = device or stream
         self._device, self._stream = device, stream
         self._container = None
@@ -46,10 +50,10 @@ class VideoSource(Source):
         av = _av()
         options = dict(_STREAM_OPTIONS) if self._stream else self._device_options()
         try:
-            self._container = av.open(self.name, format="v4l2" if self._device else None, options=options,
+            self._container = av.open(self._url, format="v4l2" if self._device else None, options=options,
                                       timeout=_TIMEOUTS if self.live else None)
         except (av.FFmpegError, OSError) as exc:
-            raise SourceLost(f"cannot open {self.name}: {_reason(exc)}") from None
+            raise SourceLost(f"cannot open {self.name}: {self._reason(exc)}") from None
         streams = self._container.streams.video
         if not streams:
             self.close()
@@ -86,7 +90,7 @@ class VideoSource(Source):
             frame = next(self._frames, None)
         except (av.FFmpegError, OSError) as exc:
             if self.live:
-                raise SourceLost(f"{self.name}: {_reason(exc)}") from None
+                raise SourceLost(f"{self.name}: {self._reason(exc)}") from None
             self.skipped += 1  # a damaged file: what could be read was read
             return None
         if frame is None:
@@ -97,7 +101,7 @@ class VideoSource(Source):
             image = frame.to_ndarray(format="rgb24")
         except (av.FFmpegError, ValueError) as exc:
             raise FlorenceEdgeError(f"{self.name}: cannot convert its {frame.format.name} frames to RGB "
-                                    f"({_reason(exc)})") from None
+                                    f"({self._reason(exc)})") from None
         number = self._numbered(frame)
         # A file's frames carry its own time; a camera's and a stream's are their capture times.
         stream_time = None if self.live else self._seconds(frame, number)
@@ -142,6 +146,33 @@ class VideoSource(Source):
             self._container.close()
             self._container = None
 
+    def _reason(self, exc: BaseException) -> str:
+        said = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        return said.replace(self._url, self.name)
 
-def _reason(exc: BaseException) -> str:
-    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+def _with_password(url: str, password_file: str | None) -> str:
+    """`url` with the password read from `password_file` (its first line), percent-encoded."""
+    if not password_file:
+        return url
+    parts = urlsplit(url)
+    if not parts.username:
+        raise FlorenceEdgeError(f"--source-password-file needs the user in the URL: {parts.scheme}://USER@{parts.netloc}"
+                                f"{parts.path}")
+    try:
+        password = Path(credential(password_file)).read_text().splitlines()[0]
+    except (OSError, UnicodeDecodeError, IndexError) as exc:
+        raise FlorenceEdgeError(f"cannot read --source-password-file {password_file}: "
+                                f"{getattr(exc, 'strerror', None) or 'it is empty or not text'}") from None
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:{quote(password, safe='')}@{host}"))
+
+
+def _without_password(spec: str) -> str:
+    """A camera's address as shown: `rtsp://admin:***@cam/stream` (IP cameras take their password only
+    in the URL; it must not reach logs, the journal or a web page)."""
+    parts = urlsplit(spec)
+    if "://" not in spec or parts.password is None:
+        return spec
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))

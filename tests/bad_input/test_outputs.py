@@ -10,8 +10,8 @@ import pytest
 from expect import SAMPLE, cli, ends_cleanly, snapshot
 from PIL import Image
 
+from edge.commands.run import draw_targets
 from edge.errors import FlorenceEdgeError
-from edge.run import draw_targets
 
 
 def _run(bundle, *extra):

@@ -8,7 +8,7 @@ from PIL import Image
 from converters.calibration import DEFAULT_PICTURES, calibration_pictures, vision_samples
 from converters.errors import ConversionError
 from edge import manifest as mf
-from edge.graph_file import GraphFile
+from edge.commands.graph_file import GraphFile
 
 
 def test_without_a_folder_the_drawn_scenes_are_used():

@@ -9,7 +9,7 @@ from transformers import Florence2ForConditionalGeneration
 from converters import train_demo
 from converters.test_checkpoints import build_tokenizer
 from converters.train_demo import DENSE_CLASSES, TeacherTokens, dense_targets, scene_corpus, teacher_share
-from edge.scenes import COLOURS, SHAPES, WORDS, make_scene, training_examples
+from edge.demo.scenes import COLOURS, SHAPES, WORDS, make_scene, training_examples
 
 
 @pytest.mark.parametrize("seed", range(30))

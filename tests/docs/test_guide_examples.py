@@ -15,7 +15,8 @@ from expect import ROOT, SAMPLE
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # What a line needs that this machine does not have, by a piece of the line.
 CANNOT_RUN = {
-    "picamera2": "a Raspberry Pi camera", "/dev/video0": "a USB camera", "rtsp://": "a network camera",
+    "picamera2": "a Raspberry Pi camera", "/dev/video0": "a USB camera",
+    "rtsp://": "a network camera (tests/live/test_sources.py runs live on GStreamer's RTSP server)",
     "sudo ": "root on a board", "scp ": "a board to copy to", "~/": "a board's home folder",
     "getconf": "a board's OS", "/opt/florence-edge": "a board's installation", "systemctl": "a running systemd",
     "pip install": "installing (make test installs the same extras)", "florence-community/": "the Hugging Face hub",

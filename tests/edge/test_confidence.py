@@ -109,7 +109,7 @@ def demo(demo_int8_bundle):
 
 @pytest.mark.parametrize("beams", [1, 3])
 def test_every_box_of_a_real_answer_has_a_score(demo, beams):
-    from edge.scenes import make_scene
+    from edge.demo.scenes import make_scene
 
     for seed in (2_000_001, 2_000_002):
         result = demo.run(make_scene(seed).image, "OD", num_beams=beams)

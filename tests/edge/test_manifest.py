@@ -3,7 +3,7 @@ import json
 import pytest
 
 from edge import manifest as mf
-from edge.check import main as check_main
+from edge.commands.check import main as check_main
 from edge.errors import FlorenceEdgeError
 
 

@@ -60,9 +60,9 @@ def test_low_memory_frees_the_vision_graph_and_answers_the_same(demo_int8_bundle
     import pytest
 
     from edge import manifest as mf
+    from edge.demo.scenes import make_scene
     from edge.errors import FlorenceEdgeError
     from edge.model import Florence2
-    from edge.scenes import make_scene
 
     images = [make_scene(seed).image for seed in (700, 701)]
     usual = Florence2(demo_int8_bundle[0], num_threads=1)

@@ -1,6 +1,6 @@
 """A video written here from held-out scenes, each held for a few frames, with its ground truth; and a
 real MQTT broker (Debian's mosquitto) on a free loopback port with a client that records what it
-publishes."""
+publishes; a real network camera (GStreamer's RTSP server) on another."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import socket
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,7 @@ SEEDS = (1_000_011, 1_000_012, 1_000_013, 1_000_014)
 def write_video(path, seeds, hold: int, size=VIDEO_SIZE, fps: int = 10) -> None:
     import av
 
-    from edge.scenes import make_scene
+    from edge.demo.scenes import make_scene
 
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
@@ -41,7 +42,7 @@ def walking_clip(tmp_path_factory):
     """A held-out clip for events: a red square that walks in at frame 2 and leaves at frame 10, and a
     blue circle that stays (16 frames at `CLIP_FPS`)."""
     from benchmarks.events import write_clip
-    from edge.scenes import Clip, ClipObject, make_clip
+    from edge.demo.scenes import Clip, ClipObject, make_clip
 
     base = make_clip(4_200_000, 1)
     objects = [ClipObject(0, "square", "red", 64.0, 2, 10, (16.0, 16.0), (1, 0)),
@@ -57,21 +58,26 @@ def scene_video(tmp_path_factory):
 
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+DEBIAN_PYTHON = "/usr/bin/python3"  # the python3 Debian's python3-gi (GStreamer's bindings) is built for
 
 
-class Broker:
-    def __init__(self, folder):
+class Daemon:
+    """A real server in its own process on a free loopback port; it can be stopped and started again
+    on the same port (a broker or camera going away and coming back)."""
+
+    name = "the server"
+
+    def __init__(self):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        self.config = folder / "mosquitto.conf"
-        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
         self.proc = None
-        self.start()
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.config)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -79,11 +85,41 @@ class Broker:
                 return
             except OSError:
                 time.sleep(0.05)
-        raise AssertionError("mosquitto did not start")
+        raise AssertionError(f"{self.name} did not start")
 
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
+
+
+class Broker(Daemon):
+    name = "mosquitto"
+
+    def __init__(self, folder):
+        super().__init__()
+        self.config = folder / "mosquitto.conf"
+        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        self.start()
+
+    def command(self) -> list[str]:
+        return [MOSQUITTO, "-c", str(self.config)]
+
+
+class RtspCamera(Daemon):
+    """GStreamer's RTSP server sending H.264 of a moving picture at 10 fps, as an IP camera does, to
+    `user` with `password` only; `url` names the user, not the password."""
+
+    name = "the RTSP server"
+    user, password = "viewer", "s3cret"
+
+    def __init__(self):
+        super().__init__()
+        self.url = f"rtsp://{self.user}@127.0.0.1:{self.port}/cam"
+        self.start()
+
+    def command(self) -> list[str]:
+        script = Path(__file__).with_name("rtsp_camera.py")
+        return [DEBIAN_PYTHON, str(script), str(self.port), self.user, self.password]
 
 
 class Recorder:
@@ -128,6 +164,13 @@ class Recorder:
 @pytest.fixture
 def broker(tmp_path):
     running = Broker(tmp_path)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def rtsp_camera():
+    running = RtspCamera()
     yield running
     running.stop()
 

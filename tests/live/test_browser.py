@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 from test_web import Running
 
-from edge.scenes import caption, make_scene
+from edge.demo.scenes import caption, make_scene
 
 CHROMIUM = shutil.which("chromium")
 SEED = 1_000_031

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from conftest import HOLD, SEEDS, VIDEO_SIZE
 
+from edge.demo.scenes import caption, iou, make_scene
 from edge.live import Live
 from edge.model import Florence2
-from edge.scenes import caption, iou, make_scene
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.demo.scenes import iou, make_scene
 from edge.errors import FlorenceEdgeError
 from edge.live import Live
 from edge.live.overlay import draw_into
 from edge.live.picamera import lores_size, yuv420_to_rgb
 from edge.model import Florence2
-from edge.scenes import iou, make_scene
 
 STANDIN = Path(__file__).parent / "standin"
 SEED = 1_000_021
@@ -40,7 +40,7 @@ def test_lores_keeps_the_main_aspect_within_the_model_size():
 
 
 def test_yuv420_planes_convert_back_to_the_picture(picamera2):
-    from edge.scenes import COLOURS
+    from edge.demo.scenes import COLOURS
 
     for rgb in COLOURS.values():  # flat colours survive the round trip to within rounding
         flat = np.full((16, 16, 3), rgb, np.uint8)

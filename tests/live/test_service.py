@@ -182,17 +182,20 @@ def test_a_bad_instance_name_is_one_line(setup):
 
 
 def test_secret_files_become_credentials_and_kept_folders_the_state_directory(setup, tmp_path, monkeypatch):
-    password, secret = tmp_path / "mqtt-password", tmp_path / "hook-secret"
+    password, secret, camera = tmp_path / "mqtt-password", tmp_path / "hook-secret", tmp_path / "camera-password"
     password.write_text("s3cret\n")
     secret.write_text("hook\n")
+    camera.write_text("v1ew\n")
     config = tmp_path / "events.toml"
-    config.write_text(f'[mqtt]\nurl = "mqtt://cam@127.0.0.1"\npassword_file = "{password}"\n\n'
+    config.write_text(f'[camera]\nsource = "rtsp://viewer@cam.local/stream1"\npassword_file = "{camera}"\n\n'
+                      f'[mqtt]\nurl = "mqtt://cam@127.0.0.1"\npassword_file = "{password}"\n\n'
                       '[events]\nsnapshots = "/var/lib/florence-edge/snapshots"\n\n'
                       f'[[webhooks]]\nurl = "http://127.0.0.1:9/hook"\nsecret_file = "{secret}"\n')
     ends_cleanly(install(setup, "--config", config), 0, "")
     unit = setup["root"] / "etc/systemd/system/florence-edge.service"
     text = unit.read_text()
     assert f"LoadCredential=mqtt_password_file:{password}\n" in text
+    assert f"LoadCredential=source_password_file:{camera}\n" in text
     assert f"LoadCredential=webhook_1_secret:{secret}\n" in text and "StateDirectory=florence-edge" in text
     verify(unit)
     assert exposure(unit) <= MAX_EXPOSURE
@@ -203,6 +206,7 @@ def test_secret_files_become_credentials_and_kept_folders_the_state_directory(se
     credentials.mkdir()
     shutil.copy(password, credentials / "mqtt_password_file")
     shutil.copy(secret, credentials / "webhook_1_secret")
+    shutil.copy(camera, credentials / "source_password_file")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
     from argparse import Namespace
 
@@ -212,11 +216,15 @@ def test_secret_files_become_credentials_and_kept_folders_the_state_directory(se
     wanted = output_settings(live_config.resolve(Namespace(config=installed)))
     assert wanted.webhooks[0].secret == "hook" and str(wanted.snapshots) == "/var/lib/florence-edge/snapshots"
     assert MqttOutput(wanted.mqtt, "cam", {}, {}).password == "s3cret"
+    from edge.live.video import _with_password
+    settings = live_config.resolve(Namespace(config=installed))
+    assert _with_password(settings.source, settings.source_password_file) == "rtsp://viewer:v1ew@cam.local/stream1"
 
 
 @pytest.mark.parametrize("table, message", [
     ('[[webhooks]]\nurl = "http://127.0.0.1/"\nsecret = "inline"\n', "put the secret in a file (0600)"),
     ('[events]\nclips = "/srv/clips"\n', "clips /srv/clips: a service writes only under /var/lib/florence-edge"),
+    ('[camera]\nsource = "rtsp://viewer:inline@cam.local/s"\n', "put the camera's password in a file (0600)"),
 ])
 def test_secrets_in_the_config_and_folders_the_sandbox_forbids_are_refused(setup, tmp_path, table, message):
     config = tmp_path / "bad.toml"

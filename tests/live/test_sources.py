@@ -3,6 +3,7 @@ frames skipped and counted, the newest frame winning, unchanged scenes recognise
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -11,12 +12,12 @@ import pytest
 from conftest import HOLD, SEEDS, VIDEO_SIZE, write_video
 from PIL import Image
 
+from edge.demo.scenes import make_scene
 from edge.errors import FlorenceEdgeError
 from edge.live.capture import Capture, Mailbox
 from edge.live.change import ChangeDetector
 from edge.live.sources import ImageSource, ScenesSource, open_source
 from edge.live.video import VideoSource
-from edge.scenes import make_scene
 
 
 def test_specs_open_the_right_source(tmp_path, scene_video):
@@ -181,3 +182,78 @@ def test_a_stream_that_ends_is_retried_and_resumes(tmp_path, monkeypatch):
     assert numbers == list(range(len(numbers)))  # a live source keeps counting across the outage
     assert len(capture.outages) >= 1 and lines[0].endswith("ended; retrying until it is back")
     assert any("is back after" in line for line in lines)
+
+
+def test_live_follows_a_network_camera_that_goes_away_and_comes_back(rtsp_camera, demo_int8_bundle, tmp_path):
+    """`live` on a real RTSP server (GStreamer's, H.264 over TCP, a password asked): the server is
+    killed mid-stream and started again on the same port; the loop says so once, reconnects, and
+    answers again. The password, from its file, is never shown."""
+    import json
+    import subprocess
+    import sys
+
+    from expect import ROOT
+
+    password = tmp_path / "camera-password"
+    password.write_text(rtsp_camera.password + "\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge.cli", "live", "-m", str(demo_int8_bundle[0]), "--source", rtsp_camera.url,
+         "--source-password-file", str(password), "-t", "CAPTION", "--json", "--frames", "100"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, cwd=ROOT)
+    answers, said = [], []
+    readers = [threading.Thread(target=lambda: answers.extend(map(json.loads, proc.stdout)), daemon=True),
+               threading.Thread(target=lambda: said.extend(proc.stderr), daemon=True)]
+    for reader in readers:
+        reader.start()
+
+    def wait_for(what, predicate):
+        deadline = time.monotonic() + 60
+        while not predicate():
+            assert proc.poll() is None and time.monotonic() < deadline, f"no {what}: {said[-5:]}"
+            time.sleep(0.05)
+
+    try:
+        wait_for("answers", lambda: len(answers) >= 40)  # past the frames FFmpeg buffers while it probes
+        rtsp_camera.stop()
+        wait_for("outage line", lambda: any("retrying until it is back" in line for line in said))
+        lost_at = len(answers)
+        rtsp_camera.start()
+        back = time.time()
+        proc.wait(timeout=120)
+    finally:
+        proc.kill()
+    for reader in readers:
+        reader.join(10)
+    assert proc.returncode == 0 and not any("Traceback" in line for line in said), said[-10:]
+    assert sum("retrying until it is back" in line for line in said) == 1  # an outage is logged once
+    shown = rtsp_camera.url.replace("viewer@", "viewer:***@")
+    assert any(f"{shown} is back after" in line for line in said), said
+    assert not any(rtsp_camera.password in line for line in said) and rtsp_camera.password not in json.dumps(answers)
+    numbers = [answer["frame"] for answer in answers]
+    assert len(answers) == 100 and lost_at < 100 and numbers == sorted(set(numbers))
+    assert sum(answer["time"] > back for answer in answers) >= 10 and answers[-1]["text"]  # from the camera back
+    stats = json.loads(said[-1].split(": ", 1)[1])
+    assert stats["outages"] == 1 and stats["outage_seconds"] > 0
+
+
+def test_a_wrong_or_missing_camera_password_is_one_line(rtsp_camera, tmp_path):
+    from edge.live.frames import CameraSettings
+
+    wrong = tmp_path / "wrong"
+    wrong.write_text("guess\n")
+    shown = rtsp_camera.url.replace("viewer@", "viewer:***@")
+    with pytest.raises(FlorenceEdgeError, match=f"cannot open {re.escape(shown)}: .*401 Unauthorized"):
+        open_source(rtsp_camera.url, camera=CameraSettings(password_file=str(wrong)))
+    with pytest.raises(FlorenceEdgeError, match="cannot read --source-password-file .*nowhere: No such file"):
+        open_source(rtsp_camera.url, camera=CameraSettings(password_file=str(tmp_path / "nowhere")))
+    with pytest.raises(FlorenceEdgeError, match="needs the user in the URL: rtsp://USER@127.0.0.1"):
+        open_source(rtsp_camera.url.replace("viewer@", ""), camera=CameraSettings(password_file=str(wrong)))
+    with pytest.raises(FlorenceEdgeError, match="--source-password-file is for network cameras"):
+        open_source("scenes", camera=CameraSettings(password_file=str(wrong)))
+
+
+def test_a_cameras_password_is_not_shown():
+    with pytest.raises(FlorenceEdgeError) as failed:
+        open_source("rtsp://admin:s3cret@127.0.0.1:9/stream1")
+    assert str(failed.value).startswith("cannot open rtsp://admin:***@127.0.0.1:9/stream1")
+    assert "s3cret" not in str(failed.value)

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from edge.demo.scenes import make_scene
 from edge.live import Live
 from edge.live.frames import Source
 from edge.live.notify import Notifier
 from edge.live.sources import ScenesSource
 from edge.live.watchdog import Watchdog
 from edge.model import Florence2
-from edge.scenes import make_scene
 
 ROOT = Path(__file__).resolve().parents[2]
 PERIOD = 0.8  # s: the test's WatchdogSec

@@ -226,10 +226,10 @@ def test_beyond_loopback_a_token_is_required(demo_int8_bundle, scene_video, tmp_
 
 def test_healthz_says_why_not(demo_int8_bundle, tmp_path, monkeypatch):
     import edge.live.web as web
+    from edge.demo.scenes import make_scene
     from edge.live import Live
     from edge.live.sources import open_source
     from edge.model import Florence2
-    from edge.scenes import make_scene
 
     make_scene(3).image.save(tmp_path / "still.png")
     model = Florence2(demo_int8_bundle[0])

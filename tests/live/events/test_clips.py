@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from benchmarks.events import CLIP_FPS, clip_triggers, run_clip, track_quality, trigger_quality, write_clip
+from edge.demo.scenes import CANVAS, Clip, ClipObject, make_clip
 from edge.live.events.tracks import TrackSettings
 from edge.live.events.zones import anchor, make_zone
-from edge.scenes import CANVAS, Clip, ClipObject, make_clip
 
 SEEDS = range(4_100_000, 4_100_006)  # not the benchmark's seeds
 

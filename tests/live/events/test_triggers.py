@@ -76,8 +76,8 @@ def test_duplicate_zone_names(demo):
 
 
 def test_a_present_phrase_is_found_and_near_misses_are_not(demo):
+    from edge.demo.scenes import make_scene
     from edge.live.events.triggers import FrameLook
-    from edge.scenes import make_scene
 
     scene = make_scene(2_000_003)
     encoded = demo.encode(scene.image)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from edge import postprocess
-from edge.scenes import BINS, CANVAS, GRID, SHAPES, SIDES, iou, make_scene, quantize, training_examples
+from edge.demo.scenes import BINS, CANVAS, GRID, SHAPES, SIDES, iou, make_scene, quantize, training_examples
 
 
 def test_scenes_are_deterministic_by_seed():
@@ -59,9 +59,9 @@ def test_the_declared_tasks_are_the_trained_ones():
     import json
     from pathlib import Path
 
-    from edge.scenes import TASKS
+    from edge.demo.scenes import TASKS
 
     scene = make_scene(3)
     assert tuple(task for task, _, _ in training_examples(scene, np.random.default_rng(0))) == TASKS
-    config = Path(__file__).resolve().parents[2] / "models" / "florence2-shapes" / "config.json"
+    config = Path(__file__).resolve().parents[3] / "models" / "florence2-shapes" / "config.json"
     assert json.loads(config.read_text())["trained_tasks"] == list(TASKS)

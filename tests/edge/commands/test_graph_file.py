@@ -1,4 +1,4 @@
-"""edge.graph_file: a bundle's graph read as ops, counted, and cut into graphs of their own."""
+"""edge.commands.graph_file: a bundle's graph read as ops, counted, and cut into graphs of their own."""
 
 import numpy as np
 import pytest
@@ -8,8 +8,8 @@ from transformers import Florence2ForConditionalGeneration
 
 from converters.graphs import VisionGraph
 from edge import manifest as mf
+from edge.commands.graph_file import GraphFile
 from edge.errors import FlorenceEdgeError
-from edge.graph_file import GraphFile
 from edge.runtime import open_graph
 
 DEMO = ROOT / "models" / "florence2-shapes"

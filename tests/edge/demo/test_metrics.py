@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from edge import metrics
+from edge.demo import metrics
 
 
 def test_average_precision():

@@ -7,9 +7,9 @@ from PIL import Image
 from converters.verify import sample_images
 from edge import runtime
 from edge.cli import main
+from edge.commands.run import run_images
 from edge.errors import FlorenceEdgeError
 from edge.model import Florence2
-from edge.run import run_images
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 XNNPACK runs a whole graph as one delegated node, and LiteRT's Python API has no op profiler,
 so time is measured the way one would by converting sub-modules on their own: each part of a
 graph (the vision tower's patch embeddings, blocks and projection) and then each op is cut out of
-the bundle's own file (`edge.graph_file`) and timed alone on the runtime the bundle runs on, with
+the bundle's own file (`edge.commands.graph_file`) and timed alone on the runtime the bundle runs on, with
 the same threads. Multiply-adds are counted from the ops' shapes, so every row says how close its
 part runs to what the CPU can do. Parts run alone miss only what XNNPACK fuses across their
 edges: their sum is reported against the whole graph's time.
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from edge import manifest as mf
-from edge.graph_file import GraphFile, Op
+from edge.commands.graph_file import GraphFile, Op
 from edge.quiet import quiet
 from edge.runtime import open_graph
 

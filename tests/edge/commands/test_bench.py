@@ -1,7 +1,7 @@
 import json
 
-from edge.bench import bench, format_rows
 from edge.cli import main
+from edge.commands.bench import bench, format_rows
 
 
 def test_bench_rows_are_well_formed(fp32_bundle):

@@ -12,25 +12,18 @@ import platform
 import statistics
 import subprocess
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
 from edge import cpu
-from edge.decoding import process_scores
+from edge.commands.profile import format_profiles, profile_bundle
 from edge.errors import FlorenceEdgeError
+from edge.fixed_decode import decode_fixed, timed
 from edge.manifest import load_manifest
 from edge.memory import peak_rss_mb, reset_peak_rss
 from edge.model import Florence2
-from edge.profile import format_profiles, profile_bundle
-from edge.prompts import normalize_task, takes_input, takes_region
+from edge.prompts import normalize_task
 from edge.runtime import add_runtime_argument, runtime_name, select_runtime
-
-# A neutral input for tasks that need text: a phrase for grounding, a region for REGION_TO_*.
-_TEXT = "a red circle"
-_REGION = "<loc_100><loc_100><loc_600><loc_600>"
 
 
 @dataclass
@@ -61,35 +54,11 @@ def _stats(values) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def _timed(fn, *args):
-    start = time.perf_counter()
-    out = fn(*args)
-    return out, (time.perf_counter() - start) * 1e3
-
-
-def decode_fixed(model: Florence2, enc, task: str, new_tokens: int) -> tuple[float, float, list[float]]:
-    """Text encoder ms, first-step ms and per-step ms for exactly `new_tokens` greedy steps (EOS ignored)."""
-    key = normalize_task(task)
-    text = (_REGION if takes_region(key) else _TEXT) if takes_input(model.manifest.tasks, key) else None
-    settings = model.settings(num_beams=1, max_new_tokens=new_tokens)
-    session, encoder_ms = _timed(model.encode_prompt, enc, key, text, settings)
-    seq = np.array([[settings.decoder_start_id]], dtype=np.int64)
-    steps = []
-    for position in range(new_tokens):
-        # A step is what a user waits for: the graph plus the host's logits processing.
-        start = time.perf_counter()
-        scores = process_scores(np.array(session.step(seq[:, -1], position), dtype=np.float32), seq, settings)
-        scores[:, settings.eos_id] = -np.inf  # fixed length: never stop early
-        seq = np.concatenate([seq, [[int(np.argmax(scores[0]))]]], axis=1)
-        steps.append((time.perf_counter() - start) * 1e3)
-    return encoder_ms, steps[0], steps[1:]
-
-
 def bench(bundle, tasks=("<CAPTION>",), threads=None, reps: int = 5, warmup: int = 1, new_tokens: int = 32,
           image=None, progress=None, runtime: str | None = None) -> list[Row]:
     """Python twin of the command: one Row per (threads, task); `threads` defaults to the CPUs this
     process may use."""
-    from edge.scenes import make_scene
+    from edge.demo.scenes import make_scene
 
     threads = threads or [cpu.usable_cpus()]
     image = image if image is not None else make_scene(1_000_000).image
@@ -100,13 +69,13 @@ def bench(bundle, tasks=("<CAPTION>",), threads=None, reps: int = 5, warmup: int
     first.close()
     for n_threads in threads:
         reset_peak_rss()  # each thread count's peak is its own model's, not the previous one's
-        model, load_ms = _timed(Florence2, bundle, n_threads, True, runtime)
+        model, load_ms = timed(Florence2, bundle, n_threads, True, runtime)
         for task in tasks:
             vision, encoder, first, steps = [], [], [], []
             for rep in range(warmup + reps):
                 if progress:
                     progress(f"threads {n_threads} {task}: run {rep + 1}/{warmup + reps}")
-                enc, v_ms = _timed(model.encode, image)
+                enc, v_ms = timed(model.encode, image)
                 e_ms, f_ms, s_ms = decode_fixed(model, enc, task, new_tokens)
                 if rep >= warmup:
                     vision.append(v_ms)

@@ -1,6 +1,6 @@
 """eval on the trained demo model: the pipeline end to end, and that the model really learned."""
 
-from edge.eval import evaluate, format_metrics
+from edge.demo.eval import evaluate, format_metrics
 from edge.model import Florence2
 
 

@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 from PIL import Image, ImageDraw
 
-from edge.scenes import iou
+from edge.demo.scenes import iou
 
 
 def average_precision(hits: list[tuple[float, bool]], positives: int) -> float:

@@ -1,4 +1,4 @@
-"""edge.profile and `bench --profile`: where a bundle's time goes, part by part and op kind by op kind."""
+"""edge.commands.profile and `bench --profile`: where a bundle's time goes, part by part and op kind by op kind."""
 
 import json
 
@@ -7,8 +7,8 @@ from expect import ROOT
 
 from edge import manifest as mf
 from edge.cli import main
-from edge.graph_file import GraphFile
-from edge.profile import vision_parts
+from edge.commands.graph_file import GraphFile
+from edge.commands.profile import vision_parts
 
 DEMO = ROOT / "models" / "florence2-shapes"
 

@@ -1,6 +1,6 @@
 """`florence-edge eval`: a bundle on held-out synthetic scenes, metric by task.
 
-Works on any bundle of a model trained on `edge.scenes` (fp32 or int8). Training
+Works on any bundle of a model trained on `edge.demo.scenes` (fp32 or int8). Training
 uses seeds below 1,000,000; the default evaluation seeds start there.
 """
 
@@ -13,10 +13,10 @@ import time
 
 import numpy as np
 
-from edge import metrics
+from edge.demo import metrics
+from edge.demo.scenes import caption, locs, make_scene
 from edge.errors import FlorenceEdgeError
 from edge.model import Florence2
-from edge.scenes import caption, locs, make_scene
 
 HELD_OUT_SEED = 1_000_000
 
