@@ -2,7 +2,7 @@
 PYTHON ?= python3
 BUILD ?= build
 
-.PHONY: install demo train-demo test test-arm arm-sysroot chromium systemd mosquitto rtsp-server node
+.PHONY: install demo train-demo test test-arm arm-sysroot chromium systemd mosquitto rtsp-server node phone
 
 install:
 	$(PYTHON) -m pip install -q -e '.[convert,camera,mqtt,test]'
@@ -26,7 +26,7 @@ train-demo: install
 # Everything, the emulated ARM cores, the web page in a headless browser and systemd's verdict on the
 # units included (the sysroot is built once, about 40 s, 430 MB; Debian's chromium, systemd, mosquitto
 # and GStreamer's RTSP server are installed where missing, as root).
-test: install arm-sysroot chromium systemd mosquitto rtsp-server node
+test: install arm-sysroot chromium systemd mosquitto rtsp-server phone
 	$(PYTHON) -m ruff check .
 	FLORENCE_EDGE_ARM_SYSROOT=$(ARM_SYSROOT) $(PYTHON) -m pytest -q
 
@@ -57,6 +57,19 @@ rtsp-server:
 		--no-install-recommends python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
 		gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-tools >/dev/null; }
 
-# Node, which runs the phone page's JavaScript modules against the Python ones in the tests.
+# Node, which runs the phone page's JavaScript modules against the Python ones in the tests, and npm.
 node:
-	@command -v node >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nodejs >/dev/null; }
+	@command -v npm >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; }
+
+# The phone page's LiteRT.js, from npm by its lock file, into the package (served from the board, which
+# may have no internet): the library and two of its four WebAssembly builds, with relaxed SIMD (1.8x
+# faster here) and without (browsers that lack it); not the threaded one, which a page needs HTTPS for,
+# nor the JSPI one.
+PHONE = edge/phone
+LITERT_JS = $(PHONE)/node_modules/@litertjs
+phone: node
+	cd $(PHONE) && npm ci --no-audit --no-fund --silent
+	mkdir -p $(PHONE)/vendor
+	cp $(LITERT_JS)/core/dist/index.js $(PHONE)/vendor/litert.js
+	cp $(LITERT_JS)/wasm-utils/dist/index.js $(PHONE)/vendor/wasm-utils.js
+	cp $(LITERT_JS)/core/wasm/litert_wasm_internal.* $(LITERT_JS)/core/wasm/litert_wasm_compat_internal.* $(PHONE)/vendor/

@@ -1,0 +1,37 @@
+"""The browser runtime (edge/phone/model.js on LiteRT.js's WebAssembly) in headless Chromium against
+the Python runtime on the demo bundle: held-out scenes, every trained task, greedy and 3 beams,
+the same tokens and the same parsed answers."""
+
+from __future__ import annotations
+
+from benchmarks.phone import open_page, rgba, served
+from edge.demo.scenes import caption, make_scene
+from edge.model import Florence2
+
+SEEDS = (1_000_101, 1_000_102)
+
+
+def test_tokens_and_answers_are_the_python_runtimes(demo_int8_bundle):
+    from playwright.sync_api import sync_playwright
+
+    model = Florence2(demo_int8_bundle[0], num_threads=1)
+    with served(demo_int8_bundle[0]) as base, sync_playwright() as p:
+        browser, page = open_page(p, base)
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        for seed in SEEDS:
+            scene = make_scene(seed)
+            cases = [{"task": task, "text": text, "numBeams": beams, "maxNewTokens": 64}
+                     for task, text in [("<CAPTION>", None), ("<OD>", None), ("<OCR_WITH_REGION>", None),
+                                        ("<CAPTION_TO_PHRASE_GROUNDING>", caption(scene)),
+                                        ("<REFERRING_EXPRESSION_SEGMENTATION>", "the shape")]
+                     for beams in (1, 3)]
+            got = page.evaluate("([r, w, h, cases]) => window.florence.answer(r, w, h, cases)",
+                                [*rgba(scene.image), cases])
+            for case, answer in zip(cases, got):
+                want = model.run(scene.image, case["task"], case["text"], num_beams=case["numBeams"],
+                                 max_new_tokens=case["maxNewTokens"])
+                assert answer["tokens"] == want.token_ids, (seed, case)
+                assert answer["parsed"] == want.parsed and answer["text"] == want.text, (seed, case)
+        browser.close()
+    assert not errors, errors
