@@ -24,6 +24,7 @@ COMMANDS = {
     "bench": ("edge.commands.bench", "measure on-device latency of a bundle"),
     "eval": ("edge.demo.eval", "measure a bundle of the demo model on held-out synthetic scenes"),
     "live": ("edge.live.command", "run tasks on a camera, stream or video, results drawn as they decode"),
+    "serve": ("edge.live.serve", "serve the phone page and a bundle: phones answer with their own camera and CPU"),
     "service": ("edge.live.service", "install florence-edge live as a systemd service for a board"),
     "doctor": ("edge.live.doctor", "what this machine is and has, what fits on it, and which profile to use"),
 }

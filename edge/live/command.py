@@ -29,7 +29,7 @@ from edge.live.overlay import draw_into
 from edge.live.record import Recorder, check_target
 from edge.live.sources import open_source
 from edge.live.watchdog import Watchdog
-from edge.live.web import WebView, check_binding, parse_address
+from edge.live.web import WebView, check_binding, parse_address, read_token
 from edge.manifest import load_manifest
 from edge.model import Florence2
 from edge.runtime import select_runtime
@@ -76,12 +76,7 @@ def event_payload(event: LiveEvent | Event) -> dict:
 
 
 def _token(settings, args) -> str | None:
-    if settings.token_file:
-        try:
-            return open(settings.token_file).read().strip() or None
-        except OSError as exc:
-            raise FlorenceEdgeError(f"cannot read the token file {settings.token_file}: {exc.strerror}") from None
-    return args.token
+    return read_token(settings.token_file) if settings.token_file else args.token
 
 
 def _required(settings) -> None:

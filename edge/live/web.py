@@ -8,8 +8,10 @@ Routes, and nothing else (no file is served by path): `/` the page, `/stream.mjp
 `/snapshot.jpg` (`?overlay=0`: the clean picture), `/events` (server-sent events), `/results`,
 `/stats`, `/state` (tracked objects, triggers, zones), `/healthz`, `/events/<id>/snapshot.jpg`,
 `/events/<id>/snapshot-clean.jpg` and `/events/<id>/clip.mp4` (what `--snapshots` and `--clips`
-keep), and `POST /config` (tasks and text; zones and triggers, checked as on the command line).
-With a token, every route wants it, as `Authorization: Bearer TOKEN` or `?token=TOKEN`.
+keep), `/app/` (the phone page, answering on the phone with the bundle's files it downloads from
+`/app/bundle/`), and `POST /config` (tasks and text; zones and triggers, checked as on the command
+line). With a token, every route wants it, as `Authorization: Bearer TOKEN` or `?token=TOKEN` (the
+phone page's own requests: a cookie `/app/?token=TOKEN` sets).
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ import threading
 import time
 from collections import deque
 from http import HTTPStatus
+from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from urllib.parse import parse_qs, urlsplit
 
 from edge.errors import FlorenceEdgeError
+from edge.live import phone_app
 from edge.live.broadcast import JPEG_QUALITY, EventHub, FrameHub
 from edge.live.events.settings import triggers_from, zones_from
 
@@ -39,6 +43,7 @@ MJPEG_FPS = 15.0  # a viewer's default cap (`?fps=` up to 60): results change a 
 FRAMES_STALE = 5.0  # s without a frame: /healthz says 503
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 RECENT_EVENTS = 30  # events /state keeps for a page that opens later
+APP_COOKIE = "florence_edge_token"
 
 
 def check_binding(host: str, token: str | None) -> None:
@@ -46,6 +51,14 @@ def check_binding(host: str, token: str | None) -> None:
     if host not in LOOPBACK and not token:
         raise FlorenceEdgeError(f"--http on {host} would open the view to the network: pass --token or "
                                 "--token-file (or bind 127.0.0.1 and use an SSH tunnel)")
+
+
+def read_token(path: str) -> str | None:
+    """The token in a file (`--token-file`: kept out of `ps`), or None if it is empty."""
+    try:
+        return open(path).read().strip() or None
+    except OSError as exc:
+        raise FlorenceEdgeError(f"cannot read the token file {path}: {exc.strerror}") from None
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -73,7 +86,7 @@ class WebView:
         self._viewers_lock = threading.Lock()
         self.last_frame = None  # monotonic time of the newest frame
         self.outputs = None  # `Outputs`: their figures in /stats, their files under /events/<id>/
-        self.server = _Server((host, port), _Handler)
+        self.server = HttpServer((host, port), _Handler)
         self.server.view = self
         self.address = self.server.server_address[:2]
         self._thread = threading.Thread(target=self.server.serve_forever, name="florence-edge-http", daemon=True)
@@ -116,6 +129,11 @@ class WebView:
             return f"no frame for {time.monotonic() - self.last_frame:.0f} s"
         return None
 
+    @property
+    def manifest(self):
+        """The bundle the loop runs: what `/app/bundle/` serves."""
+        return self.live.model.manifest
+
     def viewing(self, delta: int) -> None:
         with self._viewers_lock:
             self.viewers += delta
@@ -125,7 +143,7 @@ class WebView:
         self.server.server_close()
 
 
-class _Server(ThreadingHTTPServer):
+class HttpServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 64
 
@@ -133,7 +151,7 @@ class _Server(ThreadingHTTPServer):
         # A client that hangs up or stalls is not an error of ours; anything else is one line.
         exc = sys.exc_info()[1]
         if not isinstance(exc, OSError):  # ConnectionError and TimeoutError are OSErrors
-            print(f"florence-edge live: http: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print(f"florence-edge: http: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -155,11 +173,16 @@ class _Handler(BaseHTTPRequestHandler):
         token = self.view.token
         if not token:
             return True
-        given = self._query().get("token", "")
+        given = self._query().get("token", "") or self._cookie()
         header = self.headers.get("Authorization", "")
         if header.startswith("Bearer "):
             given = header[len("Bearer "):]
         return hmac.compare_digest(given.encode(), token.encode())
+
+    def _cookie(self) -> str:
+        """The token the phone page's own requests carry (its modules and files cannot take ?token=)."""
+        cookies = SimpleCookie(self.headers.get("Cookie", ""))
+        return cookies[APP_COOKIE].value if APP_COOKIE in cookies else ""
 
     def _send(self, status: int, body: bytes, content_type: str = "application/json", extra=()) -> None:
         self.send_response(status)
@@ -177,7 +200,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self, routes: dict) -> None:
         path = urlsplit(self.path).path
-        handler = routes.get(path) or (self._event_file if path.startswith("/events/") else None)
+        handler = routes.get(path) or (self._event_file if path.startswith("/events/") else None) or (
+            self._app if path.startswith("/app/") and self.command != "POST" else None)
         if handler is None:
             self._json(HTTPStatus.NOT_FOUND, {"error": f"no such route: {path[:100]}"})
         elif not self._authorised():
@@ -190,7 +214,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._route({"/": self._page, "/stream.mjpg": self._mjpeg, "/snapshot.jpg": self._snapshot,
                      "/events": self._events, "/results": lambda: self._json(200, self.view.results),
                      "/stats": lambda: self._json(200, self.view.stats()), "/healthz": self._health,
-                     "/state": lambda: self._json(200, self.view.state())})
+                     "/state": lambda: self._json(200, self.view.state()), "/app": self._to_app})
 
     def do_HEAD(self) -> None:
         self.do_GET()
@@ -218,18 +242,44 @@ class _Handler(BaseHTTPRequestHandler):
         if path is None:
             self._json(HTTPStatus.NOT_FOUND, {"error": f"no {name[:40]} kept for event {event_id[:40]}"})
             return
-        content_type = "video/mp4" if name.endswith(".mp4") else "image/jpeg"
+        if not self._file(path, "video/mp4" if name.endswith(".mp4") else "image/jpeg"):
+            # removed by the size or age cap meanwhile
+            self._json(HTTPStatus.NOT_FOUND, {"error": f"event {event_id[:40]}'s {name[:40]} was removed"})
+
+    def _to_app(self) -> None:
+        query = urlsplit(self.path).query
+        location = "/app/" + (f"?{query}" if query else "")
+        self._send(HTTPStatus.MOVED_PERMANENTLY, b"", "text/plain", [("Location", location)])
+
+    def _app(self) -> None:
+        """The phone page and the bundle it downloads (`edge.live.phone_app`); with a token, a cookie
+        for the page's own requests."""
+        missing = phone_app.missing_runtime()
+        path = phone_app.app_file(urlsplit(self.path).path[len("/app/"):], self.view.manifest)
+        if missing or path is None:
+            self._json(HTTPStatus.NOT_FOUND, {"error": missing or f"no such file: {self.path[:100]}"})
+            return
+        extra = []
+        if self.view.token:
+            extra.append(("Set-Cookie", f"{APP_COOKIE}={self.view.token}; Path=/app/; HttpOnly; SameSite=Strict"))
+        if not self._file(path, phone_app.content_type(path), extra):
+            self._json(HTTPStatus.NOT_FOUND, {"error": f"{path.name} is not on this board"})
+
+    def _file(self, path, content_type: str, extra=()) -> bool:
+        """Send a file whole, streamed; False if it is not there."""
         try:
             with open(path, "rb") as kept:
-                size = os.fstat(kept.fileno()).st_size
                 self.send_response(200)
                 self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(size))
+                self.send_header("Content-Length", str(os.fstat(kept.fileno()).st_size))
+                for name, value in extra:
+                    self.send_header(name, value)
                 self.end_headers()
                 if self.command != "HEAD":
                     shutil.copyfileobj(kept, self.wfile)
-        except FileNotFoundError:  # removed by the size or age cap meanwhile
-            self._json(HTTPStatus.NOT_FOUND, {"error": f"event {event_id[:40]}'s {name[:40]} was removed"})
+        except FileNotFoundError:
+            return False
+        return True
 
     def _health(self) -> None:
         reason = self.view.health()
@@ -337,3 +387,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream("text/event-stream", messages())
         finally:
             self.view.events.unsubscribe(subscriber)
+
+
+class AppOnlyHandler(_Handler):
+    """`florence-edge serve`: the phone page's routes only."""
+
+    def do_GET(self) -> None:
+        self._route({"/": self._to_app, "/app": self._to_app})
+
+    def do_POST(self) -> None:
+        self._route({})

@@ -2,6 +2,7 @@
 // `node drive.mjs JOB < cases.json > results.json`, a job per module under test.
 import { readFileSync } from "node:fs";
 
+import { manifestProblem, sha256 } from "../../edge/phone/bundle.js";
 import { parse } from "../../edge/phone/postprocess.js";
 import { pixelValues } from "../../edge/phone/preprocess.js";
 import { Streamer, Tokenizer } from "../../edge/phone/tokenizer.js";
@@ -18,6 +19,11 @@ const jobs = {
         return ids.map((id) => streamer.push(id)).join("");
       }),
     };
+  },
+  // {blobs: [base64, ...], manifests: [...]}: their sha256, and what the page says of each manifest
+  bundle({ blobs, manifests }) {
+    return { sha256: blobs.map((b) => sha256(new Uint8Array(Buffer.from(b, "base64")))),
+      problems: manifests.map(manifestProblem) };
   },
   // {cases: [{rgba: base64, width, height, image: the manifest's}, ...]}: pixel values, base64 float32
   preprocess({ cases }) {

@@ -1,0 +1,148 @@
+// The phone page: the board's bundle, downloaded once and checked, answered on this phone's CPU
+// with its camera (a stream where the page is a secure context, else a photo). Tasks and text come
+// from the address (/app/?tasks=CAPTION,OD&text=...), so a link opens it ready.
+
+import { loadBundle } from "./bundle.js";
+import { Florence2 } from "./model.js";
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+// The smallest module with a SIMD instruction: LiteRT.js's WebAssembly needs SIMD.
+const SIMD = Uint8Array.of(0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0,
+  253, 15, 253, 98, 11);
+let model = null;
+let busy = false;
+
+function say(text, error = false) {
+  $("status").textContent = text;
+  $("status").classList.toggle("error", error);
+}
+
+function tasks() {
+  return $("tasks").value.split(",").map((t) => t.trim()).filter(Boolean);
+}
+
+async function start() {
+  $("tasks").value = params.get("tasks") ?? "CAPTION,OD";
+  $("text").value = params.get("text") ?? "";
+  if (!WebAssembly.validate(SIMD)) {
+    say("this browser has no WebAssembly SIMD, which the model needs: use a current Chrome, Firefox or Safari", true);
+    return;
+  }
+  try {
+    const { manifest, files } = await loadBundle("./bundle", "", (done, total) =>
+      say(`fetching the model: ${(done / 1e6).toFixed(0)} of ${(total / 1e6).toFixed(0)} MB (once; kept after)`));
+    say("starting the model ...");
+    model = await Florence2.load(manifest, files);
+  } catch (error) {
+    say(error.message, true);
+    return;
+  }
+  $("answer").disabled = $("photo").disabled = false;
+  await openCamera();
+}
+
+async function openCamera() {
+  if (!navigator.mediaDevices?.getUserMedia) {
+    say("ready: take a photo (a live camera needs the page over HTTPS or on this device)");
+    return;
+  }
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
+    $("video").srcObject = stream;
+    $("video").hidden = false;
+    await $("video").play();
+    say("ready: answer what the camera sees");
+  } catch (error) {
+    const refused = error.name === "NotAllowedError";
+    say(refused ? "the camera was refused: allow it in this site's settings, or take a photo"
+      : `no camera (${error.name}): take a photo`, refused);
+  }
+}
+
+// The picture on `source` (a video or an image) as RGBA bytes, and drawn where answers go.
+function grab(source, width, height) {
+  const canvas = $("picture");
+  [canvas.width, canvas.height] = [width, height];
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  context.drawImage(source, 0, 0, width, height);
+  if ($("video").hidden) canvas.hidden = false;
+  return context.getImageData(0, 0, width, height).data;
+}
+
+async function answer(source, width, height) {
+  if (busy || !model) return;
+  busy = true;
+  const begun = performance.now();
+  try {
+    const rgba = grab(source, width, height);
+    const encoded = await model.encode(rgba, width, height);
+    const overlay = $("overlay");
+    [overlay.width, overlay.height] = [width, height];
+    overlay.getContext("2d").clearRect(0, 0, width, height);
+    $("answers").replaceChildren();
+    for (const task of tasks()) {
+      const line = document.createElement("p");
+      line.dataset.task = task.toUpperCase();
+      line.innerHTML = `<b></b> `;
+      line.firstChild.textContent = task;
+      $("answers").append(line);
+      const text = $("text").value.trim() || undefined;
+      for await (const event of model.stream(encoded, task, { text, numBeams: 1 })) {
+        if (event.text) line.append(event.text);
+        if (event.result) {
+          line.replaceChildren(line.firstChild, ` ${describe(event.result)}`);
+          draw(overlay, event.result);
+        }
+      }
+    }
+    say(`answered in ${(performance.now() - begun).toFixed(0)} ms on this phone`);
+  } catch (error) {
+    say(error.message, true);
+  } finally {
+    busy = false;
+  }
+  if ($("continuous").checked && !$("video").hidden) requestAnimationFrame(fromCamera);
+}
+
+function describe(result) {
+  const answer = Object.values(result.parsed)[0];
+  if (typeof answer === "string") return answer;
+  const labels = answer.labels ?? answer.bboxes_labels ?? [];
+  return labels.length ? labels.join(", ") : "(nothing found)";
+}
+
+// Boxes, quads and polygons of an answer, in the picture's pixels, as the web view draws them.
+function draw(canvas, result) {
+  const answer = Object.values(result.parsed)[0];
+  if (typeof answer === "string") return;
+  const context = canvas.getContext("2d");
+  context.lineWidth = Math.max(2, canvas.width / 300);
+  context.font = `${Math.max(14, canvas.width / 40)}px system-ui`;
+  const shapes = [
+    ...(answer.bboxes ?? []).map(([x1, y1, x2, y2]) => [x1, y1, x2, y1, x2, y2, x1, y2]),
+    ...(answer.quad_boxes ?? []), ...(answer.polygons ?? []).flat()];
+  const labels = [...(answer.labels ?? answer.bboxes_labels ?? []), ...(answer.polygons_labels ?? [])];
+  shapes.forEach((points, i) => {
+    context.strokeStyle = context.fillStyle = `hsl(${(i * 67) % 360} 90% 60%)`;
+    context.beginPath();
+    for (let p = 0; p < points.length; p += 2) context.lineTo(points[p], points[p + 1]);
+    context.closePath();
+    context.stroke();
+    if (labels[i]) context.fillText(labels[i], points[0] + 4, points[1] + context.lineWidth * 8);
+  });
+}
+
+function fromCamera() {
+  const video = $("video");
+  answer(video, video.videoWidth, video.videoHeight);
+}
+
+$("answer").addEventListener("click", () => ($("video").hidden ? $("photo").click() : fromCamera()));
+$("photo").addEventListener("change", async () => {
+  const file = $("photo").files[0];
+  if (!file) return;
+  const image = await createImageBitmap(file, { colorSpaceConversion: "none", premultiplyAlpha: "none" });
+  answer(image, image.width, image.height);
+});
+start();

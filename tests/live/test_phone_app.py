@@ -1,0 +1,120 @@
+"""`/app/` of `live --http`: the phone page and the bundle it downloads, nothing else, under the
+token rules; and the page itself in headless Chromium with a fake camera (Chromium's, fed a Y4M
+video of a held-out scene): the model downloaded, checked, run in the browser, answers drawn; a
+damaged bundle file refused in one line."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+
+import numpy as np
+from test_web import TOKEN, Running
+
+from edge.demo.scenes import caption, make_scene
+
+CHROMIUM = shutil.which("chromium")
+SEED = 1_000_041
+SIZE = 384
+
+
+def _y4m(path, image, frames: int = 20) -> None:
+    """A still as a Y4M video (4:2:0, BT.601 full range), what Chromium's fake camera plays."""
+    rgb = np.asarray(image.convert("RGB").resize((SIZE, SIZE)), np.float64)
+    y = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+    u = (rgb[..., 2] - y) * 0.564 + 128
+    v = (rgb[..., 0] - y) * 0.713 + 128
+    planes = [y] + [c.reshape(SIZE // 2, 2, SIZE // 2, 2).mean(axis=(1, 3)) for c in (u, v)]
+    frame = b"FRAME\n" + b"".join(np.clip(np.round(p), 0, 255).astype(np.uint8).tobytes() for p in planes)
+    path.write_bytes(f"YUV4MPEG2 W{SIZE} H{SIZE} F10:1 Ip A1:1 C420jpeg\n".encode() + frame * frames)
+
+
+def test_the_route_serves_the_page_and_the_bundle_and_nothing_else(demo_int8_bundle, tmp_path):
+    make_scene(SEED).image.save(tmp_path / "scene.png")
+    running = Running(demo_int8_bundle[0], tmp_path / "scene.png", "--token", TOKEN)
+    try:
+        assert running.get("/app/")[0] == 401
+        status, headers, page = running.get(f"/app/?token={TOKEN}")
+        assert status == 200 and b"florence-edge on this phone" in page
+        cookie = headers["Set-Cookie"].split(";")[0]
+        assert "HttpOnly" in headers["Set-Cookie"] and cookie == f"florence_edge_token={TOKEN}"
+        status, headers, wasm = running.get("/app/vendor/litert_wasm_internal.wasm", {"Cookie": cookie})
+        assert status == 200 and headers["Content-Type"] == "application/wasm" and wasm[:4] == b"\0asm"
+        manifest = json.loads(running.get("/app/bundle/manifest.json", {"Cookie": cookie})[2])
+        for name, entry in manifest["files"].items():
+            body = running.get(f"/app/bundle/{name}", {"Cookie": cookie})[2]
+            assert hashlib.sha256(body).hexdigest() == entry["sha256"]
+        for path in ("/app/bundle/../manifest.json", "/app/../edge/model.py", "/app/vendor/../app.js",
+                     "/app/package.json", "/app/bundle/notes.txt", "/app/node_modules/x"):
+            assert running.get(path, {"Cookie": cookie})[0] == 404, path
+        assert running.get("/app?tasks=OD", {"Cookie": cookie})[1]["Location"] == "/app/?tasks=OD"
+    finally:
+        running.stop()
+
+
+def _browser(p, video):
+    return p.chromium.launch(executable_path=CHROMIUM, args=[
+        "--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={video}"])
+
+
+def test_the_page_answers_the_phones_camera_with_the_boards_bundle(demo_int8_bundle, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    scene = make_scene(SEED)
+    scene.image.save(tmp_path / "scene.png")
+    _y4m(tmp_path / "camera.y4m", scene.image)
+    running = Running(demo_int8_bundle[0], tmp_path / "scene.png", "--token", TOKEN)
+    try:
+        with sync_playwright() as p:
+            browser = _browser(p, tmp_path / "camera.y4m")
+            page = browser.new_page()
+            failed, errors = [], []
+            page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"http://{running.host}:{running.port}/app/?token={TOKEN}&tasks=CAPTION,OD")
+            page.wait_for_function("document.getElementById('status').textContent.startsWith('ready')",
+                                   timeout=60000)
+            assert "camera" in page.inner_text("#status")
+            page.click("#answer")
+            page.wait_for_function("document.getElementById('status').textContent.startsWith('answered')",
+                                   timeout=60000)
+            answers = {line["task"]: line["text"] for line in page.evaluate(
+                "[...document.querySelectorAll('#answers p')].map(p => ({task: p.dataset.task, text: p.innerText}))")}
+            drawn = page.evaluate("""(() => { const c = document.getElementById('overlay');
+                return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some((v, i) => i % 4 === 3 && v);
+            })()""")
+            browser.close()
+        assert caption(scene) in answers["CAPTION"], answers
+        assert answers["OD"] != "OD (nothing found)" and drawn, answers
+        assert not failed and not errors, (failed, errors)
+    finally:
+        running.stop()
+
+
+def test_a_damaged_bundle_file_is_refused_in_one_line(demo_copy, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    make_scene(SEED).image.save(tmp_path / "scene.png")
+    running = Running(demo_copy, tmp_path / "scene.png")
+    try:
+        damaged = bytearray((demo_copy / "vision.tflite").read_bytes())
+        damaged[len(damaged) // 2] ^= 0xFF
+        (tmp_path / "damaged").write_bytes(damaged)
+        os.replace(tmp_path / "damaged", demo_copy / "vision.tflite")  # the running loop keeps its own
+        with sync_playwright() as p:
+            browser = _browser(p, "/nonexistent.y4m")
+            page = browser.new_page()
+            page.goto(f"http://{running.host}:{running.port}/app/")
+            page.wait_for_function("document.getElementById('status').classList.contains('error')", timeout=60000)
+            said = page.inner_text("#status")
+            kept = page.evaluate("""new Promise(done => { const r = indexedDB.open('florence-edge', 1);
+                r.onsuccess = () => { const t = r.result.transaction('files').objectStore('files').getAllKeys();
+                t.onsuccess = () => done(t.result); }; })""")
+            browser.close()
+        assert said.startswith("vision.tflite does not match the bundle's checksum"), said
+        assert hashlib.sha256(damaged).hexdigest() not in kept
+    finally:
+        running.stop()
