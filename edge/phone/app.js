@@ -112,24 +112,47 @@ function describe(result) {
   return labels.length ? labels.join(", ") : "(nothing found)";
 }
 
-// Boxes, quads and polygons of an answer, in the picture's pixels, as the web view draws them.
+// Boxes, quads and polygons of an answer, in the picture's pixels, drawn as the web view draws
+// them: a dark edge under a coloured line, polygons filled faintly, labels on coloured plates.
+const COLOURS = ["#e6194b", "#3cb44b", "#0082c8", "#f58230", "#911eb4", "#46f0f0", "#f032e6", "#d2f53c"];
+
 function draw(canvas, result) {
   const answer = Object.values(result.parsed)[0];
   if (typeof answer === "string") return;
-  const context = canvas.getContext("2d");
-  context.lineWidth = Math.max(2, canvas.width / 300);
-  context.font = `${Math.max(14, canvas.width / 40)}px system-ui`;
-  const shapes = [
-    ...(answer.bboxes ?? []).map(([x1, y1, x2, y2]) => [x1, y1, x2, y1, x2, y2, x1, y2]),
-    ...(answer.quad_boxes ?? []), ...(answer.polygons ?? []).flat()];
-  const labels = [...(answer.labels ?? answer.bboxes_labels ?? []), ...(answer.polygons_labels ?? [])];
-  shapes.forEach((points, i) => {
-    context.strokeStyle = context.fillStyle = `hsl(${(i * 67) % 360} 90% 60%)`;
-    context.beginPath();
-    for (let p = 0; p < points.length; p += 2) context.lineTo(points[p], points[p + 1]);
-    context.closePath();
-    context.stroke();
-    if (labels[i]) context.fillText(labels[i], points[0] + 4, points[1] + context.lineWidth * 8);
+  const pen = canvas.getContext("2d");
+  const unit = Math.max(1, canvas.width / 400);
+  const boxLabels = answer.bboxes_labels ?? answer.labels ?? [];
+  const polygonLabels = answer.polygons_labels ?? answer.labels ?? [];
+  const shapes = [ // [points, filled, label]
+    ...(answer.bboxes ?? []).map(([x1, y1, x2, y2], i) => [[x1, y1, x2, y1, x2, y2, x1, y2], false, boxLabels[i]]),
+    ...(answer.quad_boxes ?? []).map((quad, i) => [quad, false, answer.labels[i]]),
+    ...(answer.polygons ?? []).flatMap((instance, i) => instance.map((points, k) =>
+      [points, true, k ? "" : polygonLabels[i]]))];
+  pen.font = `${13 * unit}px sans-serif`;
+  shapes.forEach(([points, filled, label], i) => {
+    const colour = COLOURS[i % COLOURS.length];
+    pen.beginPath();
+    for (let p = 0; p < points.length; p += 2) pen.lineTo(points[p], points[p + 1]);
+    pen.closePath();
+    pen.lineWidth = 4 * unit;
+    pen.strokeStyle = "#000";
+    pen.stroke();
+    pen.lineWidth = 2 * unit;
+    pen.strokeStyle = colour;
+    pen.stroke();
+    if (filled) {
+      pen.globalAlpha = 0.3;
+      pen.fillStyle = colour;
+      pen.fill();
+      pen.globalAlpha = 1;
+    }
+    if (!label) return;
+    const x = Math.min(...points.filter((_, k) => k % 2 === 0));
+    const y = Math.min(...points.filter((_, k) => k % 2 === 1));
+    pen.fillStyle = colour;
+    pen.fillRect(x, Math.max(0, y - 17 * unit), pen.measureText(label).width + 6 * unit, 17 * unit);
+    pen.fillStyle = "#fff";
+    pen.fillText(label, x + 3 * unit, Math.max(13 * unit, y - 4 * unit));
   });
 }
 

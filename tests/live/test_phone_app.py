@@ -54,10 +54,10 @@ def test_the_route_serves_the_page_and_the_bundle_and_nothing_else(demo_int8_bun
         running.stop()
 
 
-def _browser(p, video):
+def _browser(p, video, allow_camera: bool = True):
     return p.chromium.launch(executable_path=CHROMIUM, args=[
-        "--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-video-capture={video}"])
+        "--no-sandbox", "--use-fake-ui-for-media-stream" if allow_camera else "--deny-permission-prompts",
+        "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}"])
 
 
 def test_the_page_answers_the_phones_camera_with_the_boards_bundle(demo_int8_bundle, tmp_path):
@@ -116,5 +116,25 @@ def test_a_damaged_bundle_file_is_refused_in_one_line(demo_copy, tmp_path):
             browser.close()
         assert said.startswith("vision.tflite does not match the bundle's checksum"), said
         assert hashlib.sha256(damaged).hexdigest() not in kept
+    finally:
+        running.stop()
+
+
+def test_a_refused_camera_leaves_the_photo_and_says_so(demo_int8_bundle, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    make_scene(SEED).image.save(tmp_path / "scene.png")
+    _y4m(tmp_path / "camera.y4m", make_scene(SEED).image)
+    running = Running(demo_int8_bundle[0], tmp_path / "scene.png")
+    try:
+        with sync_playwright() as p:
+            browser = _browser(p, tmp_path / "camera.y4m", allow_camera=False)
+            page = browser.new_page()
+            page.goto(f"http://{running.host}:{running.port}/app/")
+            page.wait_for_function("document.getElementById('status').textContent.includes('camera')", timeout=60000)
+            said, photo = page.inner_text("#status"), page.is_enabled("#photo")
+            browser.close()
+        assert said.startswith("the camera was refused: allow it in this site's settings, or take a photo"), said
+        assert photo
     finally:
         running.stop()

@@ -1,6 +1,7 @@
 """The browser runtime (edge/phone/model.js on LiteRT.js's WebAssembly) in headless Chromium against
-the Python runtime on the demo bundle: held-out scenes, every trained task, greedy and 3 beams,
-the same tokens and the same parsed answers."""
+the Python runtime on the demo bundle: held-out scenes, every task the model was trained for (a
+region given in pixels for REGION_TO_CATEGORY), greedy and 3 beams, the same tokens and the same
+parsed answers."""
 
 from __future__ import annotations
 
@@ -21,16 +22,18 @@ def test_tokens_and_answers_are_the_python_runtimes(demo_int8_bundle):
         page.on("pageerror", lambda e: errors.append(str(e)))
         for seed in SEEDS:
             scene = make_scene(seed)
-            cases = [{"task": task, "text": text, "numBeams": beams, "maxNewTokens": 64}
-                     for task, text in [("<CAPTION>", None), ("<OD>", None), ("<OCR_WITH_REGION>", None),
-                                        ("<CAPTION_TO_PHRASE_GROUNDING>", caption(scene)),
-                                        ("<REFERRING_EXPRESSION_SEGMENTATION>", "the shape")]
-                     for beams in (1, 3)]
+            inputs = {"<CAPTION>": {}, "<OD>": {}, "<OCR>": {}, "<OCR_WITH_REGION>": {},
+                      "<CAPTION_TO_PHRASE_GROUNDING>": {"text": caption(scene)},
+                      "<REFERRING_EXPRESSION_SEGMENTATION>": {"text": f"the {scene.shapes[0].name}"},
+                      "<REGION_TO_CATEGORY>": {"region": [round(v) for v in scene.shapes[0].box]}}
+            assert sorted(inputs) == sorted(model.manifest.trained_tasks)
+            cases = [{"task": task, **given, "numBeams": beams, "maxNewTokens": 64}
+                     for task, given in inputs.items() for beams in (1, 3)]
             got = page.evaluate("([r, w, h, cases]) => window.florence.answer(r, w, h, cases)",
                                 [*rgba(scene.image), cases])
             for case, answer in zip(cases, got):
-                want = model.run(scene.image, case["task"], case["text"], num_beams=case["numBeams"],
-                                 max_new_tokens=case["maxNewTokens"])
+                want = model.run(scene.image, case["task"], case.get("text"), case.get("region"),
+                                 num_beams=case["numBeams"], max_new_tokens=case["maxNewTokens"])
                 assert answer["tokens"] == want.token_ids, (seed, case)
                 assert answer["parsed"] == want.parsed and answer["text"] == want.text, (seed, case)
         browser.close()
