@@ -8,8 +8,10 @@ import json
 import os
 import resource
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -44,20 +46,40 @@ class _Stages:
     def __init__(self, verbose: bool):
         self.verbose = verbose
         self.terminal = sys.stderr
+        self.interrupted = False
 
     @contextlib.contextmanager
     def holding(self):
-        """Hold library output for the whole conversion, the terminal kept for progress lines."""
-        if self.verbose:
+        """Hold library output for the whole conversion, the terminal kept for progress lines; and
+        remember a Ctrl-C, which Python may raise where it is dropped (inside a garbage-collector
+        callback JAX registers), so every stage's end raises it again."""
+        with self._remembering_interrupts():
+            if self.verbose:
+                yield
+                return
+            self.terminal = os.fdopen(os.dup(2), "w", buffering=1)
+            try:
+                with quiet("converting", show_on_failure=False):
+                    yield
+            finally:
+                self.terminal.close()
+                self.terminal = sys.stderr
+
+    @contextlib.contextmanager
+    def _remembering_interrupts(self):
+        if threading.current_thread() is not threading.main_thread():  # only the main thread gets signals
             yield
             return
-        self.terminal = os.fdopen(os.dup(2), "w", buffering=1)
+
+        def interrupted(signum, frame):
+            self.interrupted = True
+            raise KeyboardInterrupt
+
+        before = signal.signal(signal.SIGINT, interrupted)
         try:
-            with quiet("converting", show_on_failure=False):
-                yield
+            yield
         finally:
-            self.terminal.close()
-            self.terminal = sys.stderr
+            signal.signal(signal.SIGINT, before)
 
     @contextlib.contextmanager
     def __call__(self, label: str):
@@ -70,7 +92,11 @@ class _Stages:
         except ConversionError:
             raise
         except Exception as exc:
+            if self.interrupted:  # the Ctrl-C, surfacing inside a library as its own error
+                raise KeyboardInterrupt from None
             raise StageFailed(label, exc) from exc
+        if self.interrupted:
+            raise KeyboardInterrupt
         print(f"[florence-edge] {label}: done in {time.perf_counter() - start:.1f} s", file=self.terminal,
               flush=True)
 

@@ -67,7 +67,7 @@ def test_command_line_values_are_checked_like_files():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("[camera]\nfsp = 10\n", "unknown key 'fsp' in [camera]; known: source, main_size"),
+    ("[camera]\nfsp = 10\n", "unknown key 'fsp' in [camera]; known: source, password_file, main_size"),
     ("[cammera]\nfps = 10\n", "unknown section [cammera]; known: board, model"),
     ("[camera]\nfps = \"fast\"\n", "[camera] fps expects a number above 0 and at most 120, got \"fast\""),
     ("[camera]\nmain_size = [1280]\n", "[camera] main_size expects [width, height]"),
