@@ -1,9 +1,12 @@
 // The phone page: the board's bundle, downloaded once and checked, answered on this phone's CPU
-// with its camera (a stream where the page is a secure context, else a photo). Tasks and text come
-// from the address (/app/?tasks=CAPTION,OD&text=...), so a link opens it ready.
+// with its camera (a stream where the page is a secure context, else a photo), shapes drawn as they
+// decode. Tasks and text come from the address (/app/?tasks=CAPTION,OD&text=...), so a link opens
+// it ready.
 
 import { loadBundle } from "./bundle.js";
 import { Florence2 } from "./model.js";
+import { openPolygonChunk, parse } from "./postprocess.js";
+import { normalizeTask } from "./prompts.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -79,7 +82,12 @@ async function answer(source, width, height) {
     const encoded = await model.encode(rgba, width, height);
     const overlay = $("overlay");
     [overlay.width, overlay.height] = [width, height];
-    overlay.getContext("2d").clearRect(0, 0, width, height);
+    const answered = []; // the parsed answers of the tasks done so far
+    const redraw = (...answers) => {
+      overlay.getContext("2d").clearRect(0, 0, width, height);
+      [...answered, ...answers].forEach((parsed, i) => draw(overlay, parsed, i * 3));
+    };
+    redraw();
     $("answers").replaceChildren();
     for (const task of tasks()) {
       const line = document.createElement("p");
@@ -88,11 +96,17 @@ async function answer(source, width, height) {
       line.firstChild.textContent = task;
       $("answers").append(line);
       const text = $("text").value.trim() || undefined;
+      let sofar = "";
       for await (const event of model.stream(encoded, task, { text, numBeams: 1 })) {
-        if (event.text) line.append(event.text);
+        if (event.text) {
+          line.append(event.text);
+          sofar += event.text;
+          redraw(settled(task, sofar, encoded.size));
+        }
         if (event.result) {
-          line.replaceChildren(line.firstChild, ` ${describe(event.result)}`);
-          draw(overlay, event.result);
+          line.replaceChildren(line.firstChild, ` ${describe(event.result.parsed)}`);
+          answered.push(event.result.parsed);
+          redraw();
         }
       }
     }
@@ -105,8 +119,19 @@ async function answer(source, width, height) {
   if ($("continuous").checked && !$("video").hidden) requestAnimationFrame(fromCamera);
 }
 
-function describe(result) {
-  const answer = Object.values(result.parsed)[0];
+// What of a task's answer so far is settled, parsed: a box once its four <loc_N> are out; a polygon
+// chunk that reaches the end of the text waits (a later <poly> may still drop it), as `live` draws.
+function settled(task, text, size) {
+  const key = normalizeTask(task);
+  const kind = model.manifest.tasks[key]?.post_processing;
+  if (!kind || kind === "pure_text") return {};
+  const polygons = ["polygons", "description_with_polygons", "description_with_bboxes_or_polygons"].includes(kind);
+  const done = polygons ? openPolygonChunk(text, kind === "polygons") ?? text : text;
+  return parse(done, key, kind, size, model.manifest.post_processing);
+}
+
+function describe(parsed) {
+  const answer = Object.values(parsed)[0];
   if (typeof answer === "string") return answer;
   const labels = answer.labels ?? answer.bboxes_labels ?? [];
   return labels.length ? labels.join(", ") : "(nothing found)";
@@ -116,9 +141,9 @@ function describe(result) {
 // them: a dark edge under a coloured line, polygons filled faintly, labels on coloured plates.
 const COLOURS = ["#e6194b", "#3cb44b", "#0082c8", "#f58230", "#911eb4", "#46f0f0", "#f032e6", "#d2f53c"];
 
-function draw(canvas, result) {
-  const answer = Object.values(result.parsed)[0];
-  if (typeof answer === "string") return;
+function draw(canvas, parsed, firstColour = 0) {
+  const answer = Object.values(parsed)[0];
+  if (!answer || typeof answer === "string") return;
   const pen = canvas.getContext("2d");
   const unit = Math.max(1, canvas.width / 400);
   const boxLabels = answer.bboxes_labels ?? answer.labels ?? [];
@@ -130,7 +155,7 @@ function draw(canvas, result) {
       [points, true, k ? "" : polygonLabels[i]]))];
   pen.font = `${13 * unit}px sans-serif`;
   shapes.forEach(([points, filled, label], i) => {
-    const colour = COLOURS[i % COLOURS.length];
+    const colour = COLOURS[(firstColour + i) % COLOURS.length];
     pen.beginPath();
     for (let p = 0; p < points.length; p += 2) pen.lineTo(points[p], points[p + 1]);
     pen.closePath();

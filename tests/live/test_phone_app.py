@@ -71,6 +71,13 @@ def test_the_page_answers_the_phones_camera_with_the_boards_bundle(demo_int8_bun
         with sync_playwright() as p:
             browser = _browser(p, tmp_path / "camera.y4m")
             page = browser.new_page()
+            # Each redraw clears the overlay first: more clears than tasks means shapes came as they decoded.
+            page.add_init_script("""const clear = CanvasRenderingContext2D.prototype.clearRect;
+                window.clears = 0;
+                CanvasRenderingContext2D.prototype.clearRect = function (...a) {
+                  window.clears++;
+                  return clear.apply(this, a);
+                };""")
             failed, errors = [], []
             page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
@@ -86,8 +93,10 @@ def test_the_page_answers_the_phones_camera_with_the_boards_bundle(demo_int8_bun
             drawn = page.evaluate("""(() => { const c = document.getElementById('overlay');
                 return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some((v, i) => i % 4 === 3 && v);
             })()""")
+            clears = page.evaluate("window.clears")
             browser.close()
         assert caption(scene) in answers["CAPTION"], answers
+        assert clears > 1 + 2 * len(answers), clears
         assert answers["OD"] != "OD (nothing found)" and drawn, answers
         assert not failed and not errors, (failed, errors)
     finally:
