@@ -2,7 +2,7 @@
 // generate()) choose: the no-repeat n-gram rule, forced BOS and EOS, beams scored by
 // sum(log p) / length ** length_penalty with early stopping. The model is reached through a stepper:
 // `await stepper.step(tokens, position)` gives logits [hypotheses x vocab] (a Float32Array) and
-// `stepper.reorder(source, length)` makes hypothesis i continue hypothesis source[i].
+// `stepper.reorder(source)` makes hypothesis i continue hypothesis source[i].
 
 const NEG = -1.0e9; // transformers' "impossible" score for beams and finished slots
 
@@ -135,7 +135,7 @@ export async function* beamSearch(stepper, s) {
     for (const token of running[0].slice(1 + emitted, 1 + settled.length)) yield token;
     emitted = Math.max(emitted, settled.length);
     if (hits.every(Boolean)) break;
-    stepper.reorder(source, length);
+    stepper.reorder(source);
     improvable = improvable && canImprove(runningScores, finished, k, running[0].length, s);
     if (!improvable || (finished.length === k && s.earlyStopping)) break;
   }

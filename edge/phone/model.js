@@ -92,14 +92,22 @@ class DecoderSession {
     }
   }
 
-  // Hypothesis b continues hypothesis source[b]: cache entries [0, length) copied.
-  reorder(source, length) {
+  // Hypothesis b continues hypothesis source[b]: whole rows copied (a row is one hypothesis' cache,
+  // contiguous in both layouts), only the rows that change, from a snapshot of their sources. This
+  // runs every beam step.
+  reorder(source) {
     if (source.every((s, b) => s === b)) return;
-    this.copyFrom(this, length, source);
+    for (const tensor of Object.values(this.cache)) {
+      inPlace(tensor, (mine) => {
+        const row = mine.length / this.batch;
+        const kept = new Map(source.filter((s, b) => s !== b).map((s) => [s, mine.slice(s * row, (s + 1) * row)]));
+        source.forEach((s, b) => { if (s !== b) mine.set(kept.get(s), b * row); });
+      });
+    }
   }
 
-  // Entries [0, length) of `other`'s cache (its hypothesis source[b] for row b) into this one's.
-  copyFrom(other, length, source = [...Array(this.batch).keys()]) {
+  // Entries [0, length) of `other`'s cache, a smaller bucket's, into this one's (once per bucket).
+  copyFrom(other, length) {
     for (const [name, tensor] of Object.entries(this.cache)) {
       const kind = name[5];
       const theirs = other.cache[name].toTypedArray();
@@ -108,7 +116,7 @@ class DecoderSession {
           for (let h = 0; h < this.heads; h++) {
             for (let p = 0; p < length; p++) {
               for (let d = 0; d < this.headDim; d++) {
-                mine[this.index(kind, b, h, p, d)] = theirs[other.index(kind, source[b], h, p, d)];
+                mine[this.index(kind, b, h, p, d)] = theirs[other.index(kind, b, h, p, d)];
               }
             }
           }
@@ -142,8 +150,8 @@ class GrowingDecoder {
     return this.current.step(tokens, position);
   }
 
-  reorder(source, length) {
-    this.current.reorder(source, length);
+  reorder(source) {
+    this.current.reorder(source);
   }
 
   delete() {
