@@ -3,10 +3,10 @@
     python benchmarks/phone.py BUNDLE [BUNDLE ...] --reps 5 --steps 20
 
 Each bundle in headless Chromium (Debian's, driven by playwright; LiteRT.js's WebAssembly build
-with relaxed SIMD, one thread) and in the Python runtime with one thread: the vision graph,
-CAPTION's text encoder, a decoder step (greedy, EOS never chosen), CAPTION end to end (at most
---steps tokens); medians, the ratio, the download and the WebAssembly heap. Not part of the
-installed package; `make test` installs what it needs (`make phone` LiteRT.js).
+with relaxed SIMD, or with --build the one without; one thread) and in the Python runtime with one
+thread: the vision graph, CAPTION's text encoder, a decoder step (greedy, EOS never chosen), CAPTION
+end to end (at most --steps tokens); medians, the ratio, the download and the WebAssembly heap. Not
+part of the installed package; `make test` installs what it needs (`make phone` LiteRT.js).
 """
 
 from __future__ import annotations
@@ -59,13 +59,14 @@ def served(bundle):
         server.shutdown()
 
 
-def open_page(playwright, base: str):
-    """The bare page with the bundle loaded: `page.evaluate` reaches window.florence."""
+def open_page(playwright, base: str, build: str = ""):
+    """The bare page with the bundle loaded on LiteRT.js's `build` (a vendored wasm build's .js file
+    name; "" for the one LiteRT.js picks): `page.evaluate` reaches window.florence."""
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
     page = browser.new_page()
     page.goto(f"{base}/page/phone_page.html")
     page.wait_for_function("document.title === 'ready'", timeout=30000)
-    page.evaluate("base => window.florence.load(base)", f"{base}/bundle")
+    page.evaluate("([base, build]) => window.florence.load(base, build)", [f"{base}/bundle", build])
     return browser, page
 
 
@@ -97,12 +98,14 @@ def main() -> None:
     parser.add_argument("bundles", nargs="+")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--build", default="", choices=("", "litert_wasm_compat_internal.js"),
+                        help="LiteRT.js's build without relaxed SIMD, as Safari runs (default: LiteRT.js picks)")
     args = parser.parse_args()
     image = make_scene(1_000_201).image
     print("| bundle | stage | browser ms | Python ms | browser / Python |\n|---|---|---|---|---|")
     for bundle in args.bundles:
         with served(bundle) as base, sync_playwright() as p:
-            browser, page = open_page(p, base)
+            browser, page = open_page(p, base, args.build)
             browser_ms = page.evaluate("([r, w, h, reps, steps]) => window.florence.time(r, w, h, reps, steps)",
                                        [*rgba(image), args.reps, args.steps])
             browser.close()

@@ -11,13 +11,15 @@ import { pixelValues } from "./preprocess.js";
 import { buildPrompt, normalizeTask, regionTokens } from "./prompts.js";
 import { Streamer, Tokenizer } from "./tokenizer.js";
 
-// LiteRT.js takes the build with relaxed SIMD where the browser has it, else the one without.
+// LiteRT.js takes the build with relaxed SIMD where the browser has it, else the one without
+// ("compat", what Safari runs: it has no relaxed SIMD).
 const WASM = new URL("./vendor/", import.meta.url);
 const MASKED = -1e9; // the additive attention bias of padding, as the converter's graphs use
 const ROLES = ["vision", "encoder", "decoder"];
 let runtime = null;
 
-export const loadRuntime = () => (runtime ??= loadLiteRt(WASM.href));
+// `file` forces one build (e.g. "litert_wasm_compat_internal.js"); called before the first load.
+export const loadRuntime = (file = "") => (runtime ??= loadLiteRt(new URL(file, WASM).href));
 
 // A tensor's bytes in the WebAssembly heap, to write in place: a step changes one position of the
 // cache, not the whole of it. `write(view)` gets a Float32Array over the tensor.

@@ -1,7 +1,7 @@
 """`/app/` of `live --http`: the phone page and the bundle it downloads, nothing else, under the
 token rules; and the page itself in headless Chromium with a fake camera (Chromium's, fed a Y4M
 video of a held-out scene): the model downloaded, checked, run in the browser, answers drawn; a
-damaged bundle file refused in one line."""
+damaged bundle file, full storage and a browser without WebAssembly SIMD each refused in one line."""
 
 from __future__ import annotations
 
@@ -54,10 +54,20 @@ def test_the_route_serves_the_page_and_the_bundle_and_nothing_else(demo_int8_bun
         running.stop()
 
 
-def _browser(p, video, allow_camera: bool = True):
+def _browser(p, video, allow_camera: bool = True, *args: str):
     return p.chromium.launch(executable_path=CHROMIUM, args=[
         "--no-sandbox", "--use-fake-ui-for-media-stream" if allow_camera else "--deny-permission-prompts",
-        "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}"])
+        "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}", *args])
+
+
+def _refusal(page) -> str:
+    page.wait_for_function("document.getElementById('status').classList.contains('error')", timeout=60000)
+    return page.inner_text("#status")
+
+
+KEPT = """new Promise(done => { const r = indexedDB.open('florence-edge', 1);
+    r.onsuccess = () => { const t = r.result.transaction('files').objectStore('files').getAllKeys();
+    t.onsuccess = () => done(t.result); }; })"""
 
 
 def test_the_page_answers_the_phones_camera_with_the_boards_bundle(demo_int8_bundle, tmp_path):
@@ -117,11 +127,8 @@ def test_a_damaged_bundle_file_is_refused_in_one_line(demo_copy, tmp_path):
             browser = _browser(p, "/nonexistent.y4m")
             page = browser.new_page()
             page.goto(f"http://{running.host}:{running.port}/app/")
-            page.wait_for_function("document.getElementById('status').classList.contains('error')", timeout=60000)
-            said = page.inner_text("#status")
-            kept = page.evaluate("""new Promise(done => { const r = indexedDB.open('florence-edge', 1);
-                r.onsuccess = () => { const t = r.result.transaction('files').objectStore('files').getAllKeys();
-                t.onsuccess = () => done(t.result); }; })""")
+            said = _refusal(page)
+            kept = page.evaluate(KEPT)
             browser.close()
         assert said.startswith("vision.tflite does not match the bundle's checksum"), said
         assert hashlib.sha256(damaged).hexdigest() not in kept
@@ -145,5 +152,51 @@ def test_a_refused_camera_leaves_the_photo_and_says_so(demo_int8_bundle, tmp_pat
             browser.close()
         assert said.startswith("the camera was refused: allow it in this site's settings, or take a photo"), said
         assert photo
+    finally:
+        running.stop()
+
+
+def test_full_storage_is_refused_in_one_line_keeping_only_whole_checked_files(demo_int8_bundle, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    make_scene(SEED).image.save(tmp_path / "scene.png")
+    running = Running(demo_int8_bundle[0], tmp_path / "scene.png")
+    origin = f"http://{running.host}:{running.port}"
+    quota = 3_000_000  # the demo bundle is 10 MB
+    try:
+        with sync_playwright() as p:
+            browser = _browser(p, "/nonexistent.y4m")
+            page = browser.new_page()
+            page.context.new_cdp_session(page).send("Storage.overrideQuotaForOrigin",
+                                                   {"origin": origin, "quotaSize": quota})
+            page.goto(f"{origin}/app/")
+            said = _refusal(page)
+            kept = page.evaluate(KEPT)
+            browser.close()
+        assert said.startswith("the browser's storage is full (QuotaExceededError): free some"), said
+        files = json.loads((demo_int8_bundle[0] / "manifest.json").read_text())["files"].values()
+        assert set(kept) <= {entry["sha256"] for entry in files}
+        assert sum(entry["bytes"] for entry in files if entry["sha256"] in kept) <= quota
+    finally:
+        running.stop()
+
+
+def test_a_browser_without_webassembly_simd_is_told_so_before_any_download(demo_int8_bundle, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    make_scene(SEED).image.save(tmp_path / "scene.png")
+    running = Running(demo_int8_bundle[0], tmp_path / "scene.png")
+    try:
+        with sync_playwright() as p:
+            # V8 runs WebAssembly SIMD only on x86 CPUs with SSE4.1: without it, as an old phone's browser.
+            browser = _browser(p, "/nonexistent.y4m", True, "--js-flags=--no-enable-sse4-1")
+            page = browser.new_page()
+            requested = []
+            page.on("request", lambda r: requested.append(r.url))
+            page.goto(f"http://{running.host}:{running.port}/app/")
+            said = _refusal(page)
+            browser.close()
+        assert said.startswith("this browser has no WebAssembly SIMD, which the model needs"), said
+        assert not [url for url in requested if "/bundle/" in url], requested
     finally:
         running.stop()
