@@ -270,6 +270,9 @@ def _convert(src, partial: Path, quant, caches, beams, prompt_lens, verify_token
     with _stage("measure peak memory"):
         manifest["measured"] = measure_bundle(staging)  # what `live` checks a board's memory against
         bw.write_manifest(manifest, staging)
+    with _stage("record the self-test probe"):
+        manifest["probe"] = verify.probe_record(staging)  # what every long run checks itself against
+        bw.write_manifest(manifest, staging)
     return manifest
 
 

@@ -18,10 +18,12 @@ from PIL import Image, ImageDraw
 from converters import graphs
 from converters.source import Source, load_source
 from edge import manifest as mf
+from edge import probe
+from edge.errors import FlorenceEdgeError
 from edge.kv_cache import cross_bias
 from edge.model import Florence2
 from edge.preprocess import pixel_values
-from edge.runtime import open_graph
+from edge.runtime import RUNTIMES, open_graph
 
 # (task, text): one of each kind of prompt (plain, detection, OCR with regions, text input).
 CASES = (
@@ -179,6 +181,18 @@ def parity_report(source: Source, bundle_dir, max_new_tokens: int = DEFAULT_TOKE
         "criterion": "token-exact" if exact_needed else f"mean agreement >= {min_agreement}",
         "passed": bool(passed),
     }
+
+
+def probe_record(bundle_dir) -> dict:
+    """The manifest's `probe`: the self-test picture answered on each runtime path that runs this
+    bundle here (the compiled one first, packing in memory), what may move between them allowed."""
+    measured = []
+    for runtime in RUNTIMES:
+        with contextlib.suppress(FlorenceEdgeError):  # a recipe only the compiled path runs
+            model = Florence2(bundle_dir, num_threads=2, weight_cache=False, runtime=runtime)
+            measured.append(probe.measure(model, probe.probe_tasks(model.manifest)))
+            model.close()
+    return probe.record(measured)
 
 
 def format_report(report: dict) -> str:

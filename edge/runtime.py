@@ -19,6 +19,7 @@ memory as `DeviceTensor`s, handed from the encoder to the decoder without a copy
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import importlib
 import mmap
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge import cpu
+from edge import cpu, weight_cache
 from edge.errors import FlorenceEdgeError
 from edge.memory import drop_file_pages
 from edge.quiet import quiet
@@ -333,21 +334,26 @@ def _view(tensor, name: str, shapes: dict):
 class CompiledGraph:
     """A .tflite file as an ai-edge-litert CompiledModel on the CPU (XNNPACK)."""
 
-    def __init__(self, path: Path, num_threads: int, weight_cache: Path | None):
+    def __init__(self, path: Path, num_threads: int, cache: Path | None):
         from ai_edge_litert.compiled_model import CompiledModel
         from ai_edge_litert.options import CpuOptions, Options
 
         self._path = path
         cpu_options = CpuOptions(num_threads=num_threads)
         cpu_options.xnnpack_flags = _XNNPACK_FLAGS
-        if weight_cache is not None:
-            cpu_options.xnnpack_weight_cache_path = str(weight_cache)
-        try:
-            with quiet(f"loading {path}"):
-                self._model = CompiledModel.from_file(str(path), environment=_environment(),
-                                                      options=Options(cpu_options=cpu_options))
-        except (ValueError, RuntimeError) as exc:
-            raise _cannot_load(path, exc) from None
+        if cache is not None:
+            cpu_options.xnnpack_weight_cache_path = str(cache)
+        with weight_cache.held(cache) if cache else contextlib.nullcontext():
+            if cache and (note := weight_cache.prepare(cache)):
+                print(f"florence-edge: {note}", file=sys.stderr)
+            try:
+                with quiet(f"loading {path}"):
+                    self._model = CompiledModel.from_file(str(path), environment=_environment(),
+                                                          options=Options(cpu_options=cpu_options))
+            except (ValueError, RuntimeError) as exc:
+                raise _cannot_load(path, exc) from None
+            if cache:
+                weight_cache.seal(cache)
         drop_file_pages(path)  # its weights are packed (or mapped from the weight cache) by now
         self._buffers: list = []
         _OPEN.add(self)

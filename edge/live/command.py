@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 
@@ -27,12 +28,14 @@ from edge.live.notify import Notifier, watchdog_seconds
 from edge.live.outputs.wiring import Every, build_outputs, output_settings
 from edge.live.overlay import draw_into
 from edge.live.record import Recorder, check_target
+from edge.live.rehash import Rehash
 from edge.live.sources import open_source
 from edge.live.watchdog import Watchdog
 from edge.live.web import WebView, check_binding, parse_address, read_token
 from edge.manifest import load_manifest
 from edge.model import Florence2
 from edge.runtime import select_runtime
+from edge.self_test import load_checked
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -102,8 +105,11 @@ def main(args: argparse.Namespace) -> int:
     manifest = load_manifest(settings.model)
     check_fits(manifest, select_runtime(settings.runtime, manifest.quantization), settings.memory_max_mb,
                f"allowed by memory_max_mb ({settings.origins['memory_max_mb']})", low_memory=settings.low_memory)
-    model = Florence2(settings.model, num_threads=settings.threads, runtime=settings.runtime,
-                      low_memory=settings.low_memory)
+    notifier.send(STATUS="self-test: hashing the bundle, answering the probe")
+    model, tested = load_checked(settings.model, num_threads=settings.threads, runtime=settings.runtime,
+                                 low_memory=settings.low_memory)
+    print(f"florence-edge live: self-test {'passed' if tested.passed else 'skipped'} in {tested.ms:.0f} ms: "
+          f"{tested.note}", file=sys.stderr, flush=True)
     events = event_stream(settings, model)  # zones, triggers and outputs checked before the camera opens
     wanted = output_settings(settings)
     camera = CameraSettings(settings.main_size, settings.lores_size, settings.fps, settings.source_password_file)
@@ -121,6 +127,7 @@ def main(args: argparse.Namespace) -> int:
     outputs.start()
     stats_due = Every(settings.stats_every)
     _stop_on_sigterm()
+    rehash = _rehash(live, settings.rehash_hours)
     ready, watchdog = False, None
     printed: dict = {}  # task -> the answer last printed in text mode
     try:
@@ -140,6 +147,8 @@ def main(args: argparse.Namespace) -> int:
         notifier.send(STOPPING=1, STATUS="stopping")
         if watchdog is not None:
             watchdog.stop()
+        if rehash is not None:
+            rehash.stop()
         live.stop()
         if recorder is not None:
             recorder.close()
@@ -150,7 +159,26 @@ def main(args: argparse.Namespace) -> int:
     if not settings.json:
         print(f"florence-edge live: {_figures(stats)}", file=sys.stderr)
     print(f"florence-edge live: {json.dumps(stats)}", file=sys.stderr)  # last: what scripts and journals read
+    if live.failure:
+        print(f"florence-edge live: stopped: {live.failure}; a service starts again to its self-test", file=sys.stderr)
+        return 1
     return 0
+
+
+def _rehash(live: Live, hours: float) -> Rehash | None:
+    """The bundle hashed again every `hours` in the background; a damaged file ends the run (as SIGTERM
+    does, through the same clean-up) with exit 1, so systemd restarts the service to its self-test."""
+    if not hours:
+        return None
+
+    def damaged(line: str) -> None:
+        live.failure = line
+        live.log(f"{line}: stopping")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    rehash = Rehash(live.model.manifest, hours * 3600, damaged)
+    rehash.start()
+    return rehash
 
 
 def _figures(stats: dict) -> str:

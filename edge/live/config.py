@@ -179,6 +179,9 @@ SETTINGS = (
     Setting("model", "low_memory", _flag(), False,
             "free the vision graph after each encoded frame (about 200 MB for base) and reopen it for the next: "
             "for boards short of memory; costs a reload per encoded frame, none for reused ones"),
+    Setting("model", "rehash_hours", _number(0), 24.0,
+            "hours between hashing the bundle's files again in the background during a run (0: never; every "
+            "start hashes them and runs the self-test)"),
     Setting("camera", "source", _text_kind(),
             help="scenes | picamera2[:N] | /dev/videoN or N | video file | image, folder or glob | rtsp://... "
                  "or http://... stream"),

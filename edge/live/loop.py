@@ -98,6 +98,7 @@ class Live:
         self.on_frame = on_frame or (lambda frame: None)  # may be set until iteration starts
         self.capture = Capture(self.source, self.mailbox, every_frame, loop, lambda f: self.on_frame(f), self.log)
         self.counts = {"inferred": 0, "reused": 0}
+        self.failure: str | None = None  # why the run must end (a damaged bundle), for /healthz
         self.latency = _Latency()
         self._started = None
         self._last: dict[str, tuple[Partial, Result]] = {}  # each task's latest answer, to reuse

@@ -121,6 +121,8 @@ class WebView:
 
     def health(self) -> str | None:
         """None when frames flow and the model is loaded, else why not."""
+        if self.live.failure:
+            return self.live.failure
         if not self.live.model_loaded:
             return "the model is not loaded"
         if self.last_frame is None:
