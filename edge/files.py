@@ -1,4 +1,5 @@
-"""Writing a user's file whole: built beside the target under a hidden name, then renamed over it."""
+"""Writing a user's file whole: built beside the target under a hidden name, flushed to the card,
+then renamed over it (a power cut leaves the old file or the new one, never a torn one)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ def publish(partial: str | Path, target: str | Path, mode: int | None = None) ->
         os.umask(umask)
         mode = 0o666 & ~umask
     os.chmod(partial, mode)
+    fd = os.open(partial, os.O_RDONLY)
+    try:  # without it, ext4 may commit the rename before the data: a cut then leaves an empty file
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     os.replace(partial, target)
 
 

@@ -37,7 +37,10 @@ def _read(record: Path | None) -> dict:
 def _write(record: Path, entries: dict) -> None:
     partial = record.with_name(f".{record.name}.{os.getpid()}")
     try:
-        partial.write_text(json.dumps(entries))
+        with open(partial, "w") as f:
+            f.write(json.dumps(entries))
+            f.flush()
+            os.fsync(f.fileno())
         partial.replace(record)
     except OSError:  # a full or read-only card: verify again next time
         partial.unlink(missing_ok=True)

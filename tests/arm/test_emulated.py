@@ -138,6 +138,18 @@ def test_int4_gives_the_results_of_x86_on_the_a76_and_is_refused_on_the_a72(sysr
     assert proc.stderr.strip().count("\n") == 0 and "int4 weights need the compiled runtime" in proc.stderr
 
 
+@pytest.mark.parametrize("cpu", CPUS)
+def test_the_self_test_passes_on_every_core_for_int8_and_int4(cpu, sysroot, demo_int8_bundle, demo_int4_bundle,
+                                                              tmp_path):
+    """The probe was recorded on x86 (AVX-512 VNNI); the ARM kernels round int8 otherwise, within what
+    the probe lets move. int4 runs on the compiled path only (the A76)."""
+    bundles = [demo_int8_bundle[0]] + ([] if cpu in ARMV80 else [demo_int4_bundle[0]])
+    for bundle in bundles:
+        proc = emulate(sysroot, cpu, ["-m", "edge.cli", "check", str(bundle), "--run"], tmp_path / bundle.name)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "the probe answered as at conversion" in proc.stdout, proc.stdout
+
+
 def test_a_native_crash_shows_its_last_words_and_the_file(sysroot, demo_int8_bundle, tmp_path):
     """What the A72 did before the runtime chose by CPU: its accelerator plugin aborts the process."""
     graph = demo_int8_bundle[0] / "vision.tflite"

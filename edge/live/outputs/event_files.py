@@ -2,7 +2,8 @@
 
 Each file is written beside its name under a hidden one and renamed into place, so a power cut
 leaves the old state or the new, never a torn file; the oldest files go first when the folder
-passes its size cap, and any older than its age cap go whatever the size. A full card or a
+passes its size cap, and any older than its age cap go whatever the size. Partials a killed run left
+(a power cut mid-write) are removed when the folder is next opened. A full card or a
 failing write is said once and counted; the loop never waits for it (writers run on their own
 threads).
 """
@@ -20,6 +21,7 @@ from edge.errors import FlorenceEdgeError
 from edge.files import publish
 
 EVENT_ID = re.compile(r"^[0-9.]+-[0-9a-f]{6}$")  # `edge.live.events.tracks.new_id`: never a path
+PARTIAL = re.compile(r"^\.[0-9.]+-[0-9a-f]{6}\.")  # what `write` names a file until it is whole
 
 
 def checked_folder(path: str, what: str) -> Path:
@@ -47,6 +49,13 @@ class EventFiles:
         self.counts = {"written": 0, "failed": 0, "removed": 0}
         self._failing = False
         self._lock = threading.Lock()
+        self._remove_partials()
+
+    def _remove_partials(self) -> None:
+        """Hidden partials of a run that was killed mid-write: never published, never read; gone."""
+        for entry in os.scandir(self.folder):
+            if PARTIAL.match(entry.name) and entry.is_file():
+                os.unlink(entry.path)
 
     def path(self, event_id: str, suffix: str) -> Path | None:
         """Where an event's file is, if `event_id` is one and the file exists."""

@@ -65,3 +65,70 @@ def test_a_folder_that_cannot_be_written_is_one_line(tmp_path):
     with pytest.raises(FlorenceEdgeError, match="snapshots .*a-file/snaps: cannot write there"):
         checked_folder(str(tmp_path / "a-file" / "snaps"), "snapshots")
     assert checked_folder(str(tmp_path / "new" / "snaps"), "snapshots").is_dir()
+
+
+WRITER = """
+import sys, time
+from pathlib import Path
+from edge.live.outputs.event_files import EventFiles
+
+def slow(path):
+    with open(path, "wb") as out:
+        out.write(b"half a picture")
+        out.flush()
+        print("writing", flush=True)
+        time.sleep(60)
+        out.write(b" and the rest")
+
+EventFiles(Path(sys.argv[1]), 100, 1, "snapshots").write(sys.argv[2], ".jpg", slow)
+"""
+
+
+def test_a_writer_killed_mid_write_leaves_nothing_a_reader_takes_and_its_partial_goes_next_time(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from expect import ROOT
+
+    (tmp_path / f"{IDS[1]}.jpg").write_bytes(b"an earlier event's picture")
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), IDS[0]], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert writer.stdout.readline() == "writing\n"
+    writer.send_signal(signal.SIGKILL)  # as a power cut stops it
+    writer.wait()
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert len(left) == 2 and left[0].startswith(f".{IDS[0]}.") and left[1] == f"{IDS[1]}.jpg"
+    files = EventFiles(tmp_path, 100, 1, "snapshots")
+    assert files.path(IDS[0], ".jpg") is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{IDS[1]}.jpg"]
+
+
+@pytest.fixture
+def small_card(tmp_path):
+    """A real 256 kB filesystem (tmpfs; the tests run as root, as `make test` does)."""
+    mount = tmp_path / "card"
+    mount.mkdir()
+    import subprocess
+
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], check=True)
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_card_is_said_once_and_writing_resumes_when_space_returns(small_card):
+    said = []
+    files = EventFiles(small_card, 100, 1, "snapshots", said.append)
+    filler = small_card / "someone-elses-file"
+    with open(filler, "wb") as out:
+        with pytest.raises(OSError):
+            out.write(os.urandom(1 << 20))
+            out.flush()
+    picture = fill(os.urandom(64 << 10))
+    assert not files.write(IDS[0], ".jpg", picture) and not files.write(IDS[1], ".jpg", picture)
+    assert sorted(p.name for p in small_card.iterdir()) == ["someone-elses-file"]
+    filler.unlink()
+    assert files.write(IDS[2], ".jpg", picture)
+    assert said == [f"snapshots: cannot write to {small_card} (No space left on device); the loop goes on without "
+                    "them until it can", f"snapshots: writing to {small_card} again"]
+    assert (small_card / f"{IDS[2]}.jpg").stat().st_size == 64 << 10
