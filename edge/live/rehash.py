@@ -35,14 +35,14 @@ class Rehash(threading.Thread):
         self.manifest, self.every, self.on_damage, self.rate = manifest, every, on_damage, rate
         self.checked = 0
         self.damaged: str | None = None
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
 
     def run(self) -> None:
         _lowest_priority()
-        while not self._stop.wait(self.every):
+        while not self._stopping.wait(self.every):
             for name, entry in self.manifest.raw["files"].items():
                 digest = self._hash(self.manifest.root / name)
-                if self._stop.is_set():
+                if self._stopping.is_set():
                     return
                 if digest != entry["sha256"]:
                     self.damaged = (f"bundle file {self.manifest.root / name} is damaged (its sha256 is no longer "
@@ -61,11 +61,11 @@ class Rehash(threading.Thread):
                     digest.update(chunk)
                     read += len(chunk)
                     ahead = read / self.rate - (time.monotonic() - start)
-                    if ahead > 0 and self._stop.wait(ahead):
+                    if ahead > 0 and self._stopping.wait(ahead):
                         return None
         except OSError:
             return None  # gone or unreadable: as damaged as a wrong byte
         return digest.hexdigest()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
