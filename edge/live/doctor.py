@@ -15,7 +15,7 @@ from pathlib import Path
 
 from edge import bundle_memory, cpu, memory, runtime
 from edge.errors import FlorenceEdgeError
-from edge.live import config
+from edge.live import config, throttle
 from edge.manifest import load_manifest
 
 # The instruction-set features the int8 kernels care about, as the kernel names them.
@@ -119,6 +119,7 @@ def diagnose(bundle: str | None = None) -> dict:
                       "available": round(available[0]) if available else None,
                       "limited_by": available[1] if available else None},
         "cameras": cameras(),
+        "throttled": None if (flags := throttle.read_flags()) is None else throttle.describe(flags),
         "runtime": _runtime(),
         "weight_cache": {"folder": str(folder) if folder else None,
                          "free_mb": round(shutil.disk_usage(folder).free / 2**20) if folder else None},
@@ -160,6 +161,7 @@ def format_report(report: dict) -> str:
         f"cpu features: {features}",
         f"memory:       {mem['total']} MB total, {mem['available']} MB {mem['limited_by'] or 'available'}",
         f"cameras:      {'; '.join(report['cameras']) or 'none found'}",
+        f"throttling:   {_throttling(report['throttled'])}",
         f"runtime:      {rt.get('package') or rt.get('problem')}"
         + (f", {rt['path']} path" if rt.get("path") else "") + (f" ({rt['why']})" if rt.get("why") else ""),
         f"weight cache: {cache['folder'] or 'none (weights packed in memory at every load)'}"
@@ -171,6 +173,13 @@ def format_report(report: dict) -> str:
         lines.append(f"bundle:       {fit['bundle']}: {verdict}; {fit['why']}")
     lines.append(f"profile:      {report['profile'] or 'none'} ({report['profile_why']})")
     return "\n".join(lines)
+
+
+def _throttling(seen: dict | None) -> str:
+    if seen is None:
+        return "not reported (no Raspberry Pi firmware flags)"
+    advice = " (a 5 V 3 A supply and a heatsink or fan: the loop slows while it lasts)" if any(seen.values()) else ""
+    return f"{', '.join(seen['now']) or 'none'} now; since boot: {', '.join(seen['since_boot']) or 'none'}{advice}"
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

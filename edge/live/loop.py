@@ -26,6 +26,7 @@ from edge.live.frames import Frame, Source
 from edge.live.incremental import IncrementalParser, Partial
 from edge.live.overlay import Overlay
 from edge.live.sources import open_source
+from edge.live.throttle import ThrottleWatch
 from edge.model import Florence2, Result
 from edge.prompts import normalize_task, task_input
 
@@ -99,6 +100,7 @@ class Live:
         self.capture = Capture(self.source, self.mailbox, every_frame, loop, lambda f: self.on_frame(f), self.log)
         self.counts = {"inferred": 0, "reused": 0}
         self.failure: str | None = None  # why the run must end (a damaged bundle), for /healthz
+        self.throttle = ThrottleWatch()
         self.latency = _Latency()
         self._started = None
         self._last: dict[str, tuple[Partial, Result]] = {}  # each task's latest answer, to reuse
@@ -187,6 +189,7 @@ class Live:
         if not last:
             self.change.changed(frame.image)  # the first frame (or the first after a change of tasks) is the reference
         self.counts["inferred"] += 1
+        self.throttle.tick(self.counts["inferred"])
         begun = time.monotonic()
         encoded = replace(self.model.encode(frame.image), image_size=frame.size)
         first_shape = None
@@ -263,6 +266,7 @@ class Live:
             "final_ms": _summary(self.latency.final),
             "stages_ms": _stages(self._stages),
             "triggers_ms": _summary(self._trigger_ms),
+            "throttled": self.throttle.summary(),
         }
 
     def status_line(self) -> str:
@@ -270,7 +274,7 @@ class Live:
         latency = stats["final_ms"]["median"]
         captured = stats["captured"] / stats["seconds"] if stats["seconds"] else 0.0
         return (f"{captured:.1f} frames/s · {stats['inferred_per_s']:.2f} inferred/s · latency {latency:.0f} ms · "
-                f"reused {stats['reused']} · dropped {stats['dropped']}")
+                f"reused {stats['reused']} · dropped {stats['dropped']}{self.throttle.status()}")
 
 
 def _stages(timings) -> dict:
