@@ -117,7 +117,7 @@ def main(args: argparse.Namespace) -> int:
                 settings.text, settings.region, settings.every_frame, settings.loop, settings.change_threshold,
                 args.frames, settings.beams, settings.max_new_tokens, stale_after=settings.stale_after,
                 events=events)
-    recorder = Recorder(recorder_target, live.source.fps or 10.0, args.force) if recorder_target else None
+    recorder = Recorder(recorder_target, live.source.fps or 10.0, args.force, live.log) if recorder_target else None
     view = _serve(live, address, token, settings.jpeg_quality) if address else None
     frames = view.frames if view is not None else FrameHub(live.overlay.render, settings.jpeg_quality)
     outputs = build_outputs(wanted, settings, live, frames, view.address if view else None, live.log)

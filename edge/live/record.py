@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import threading
@@ -32,9 +33,10 @@ def check_target(path, force: bool = False) -> Path:
 class Recorder:
     """Frames (PIL images, any size: the first fixes it) at `fps` into `path`. The video is written
     beside the target and renamed over it by `close()`, so an interrupted run leaves a playable file
-    or nothing, never a torn one in place of an old one."""
+    or nothing, never a torn one in place of an old one. A write that fails (a full card) ends the
+    recording, said once through `log`; the partial is removed and the loop goes on."""
 
-    def __init__(self, path, fps: float = 10.0, force: bool = False):
+    def __init__(self, path, fps: float = 10.0, force: bool = False, log=print):
         self.path = check_target(path, force)
         self.fps = Fraction(fps).limit_denominator(1000)
         fd, self._partial = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.",
@@ -43,6 +45,7 @@ class Recorder:
         self._container = _av().open(self._partial, "w")
         self._stream = None
         self._lock = threading.Lock()
+        self.log = log
         self.frames = 0
 
     def write(self, image: Image.Image) -> None:
@@ -55,9 +58,22 @@ class Recorder:
                 image = image.resize(self._size)
             frame = _av().VideoFrame.from_image(image)
             frame.pts = self.frames
-            for packet in self._stream.encode(frame):
-                self._container.mux(packet)
+            try:
+                for packet in self._stream.encode(frame):
+                    self._container.mux(packet)
+            except OSError as exc:
+                self._abandon(exc)
+                return
             self.frames += 1
+
+    def _abandon(self, exc: OSError) -> None:
+        """The recording cannot go on: drop what there is of it (not a playable file) and say so once."""
+        with contextlib.suppress(OSError):
+            self._container.close()
+        self._container = None
+        Path(self._partial).unlink(missing_ok=True)
+        self.log(f"--record {self.path}: cannot write ({exc.strerror or exc}): recording stopped after "
+                 f"{self.frames} frames, nothing kept; the loop goes on")
 
     def _start(self, size: tuple[int, int]) -> None:
         self._size = (size[0] // 2 * 2, size[1] // 2 * 2)  # yuv420p needs even sides
@@ -72,10 +88,14 @@ class Recorder:
         with self._lock:
             if self._container is None:
                 return
-            if self._stream is not None:
-                for packet in self._stream.encode():
-                    self._container.mux(packet)
-            self._container.close()
+            try:
+                if self._stream is not None:
+                    for packet in self._stream.encode():
+                        self._container.mux(packet)
+                self._container.close()
+            except OSError as exc:
+                self._abandon(exc)
+                return
             self._container = None
             if self.frames:
                 publish(self._partial, self.path)

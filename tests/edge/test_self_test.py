@@ -54,6 +54,12 @@ def test_the_conversion_records_a_probe_that_passes_on_both_runtime_paths(demo_i
         assert f"ok  self-test ({runtime} runtime" in result.stdout and "answered as at conversion" in result.stdout
 
 
+def test_the_int4_probe_passes_here(demo_int4_bundle, cache):
+    result = cli("check", demo_int4_bundle[0], "--run")
+    ends_cleanly(result, 0, "")
+    assert "ok  self-test (compiled runtime" in result.stdout and "answered as at conversion" in result.stdout
+
+
 def test_a_cache_rotted_past_its_header_is_packed_again_not_used(demo_int8_bundle, cache):
     bundle = demo_int8_bundle[0]
     want = _answers(bundle)

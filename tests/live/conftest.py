@@ -192,3 +192,13 @@ def subscribe(broker):
 @pytest.fixture
 def listener(subscribe):
     return subscribe()
+
+
+@pytest.fixture
+def small_card(tmp_path):
+    """A real 256 kB filesystem, to fill up (tmpfs; the tests run as root, as `make test` does)."""
+    mount = tmp_path / "card"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], check=True)
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from edge.errors import FlorenceEdgeError
@@ -90,3 +92,49 @@ def test_a_present_phrase_is_found_and_near_misses_are_not(demo):
             if f"{colour} {shape.shape}" not in names:
                 assert not look.look(Trigger("t", f"a {colour} {shape.shape}"), None).found
     assert not look.look(Trigger("t", "a purple star"), None).found
+
+
+CLOCK_JUMP = 86400.0  # the wall clock stepped back a day, as NTP does to a Pi that booted with a clock ahead
+
+
+@pytest.mark.skipif(os.environ.get("CI") != "true" or os.geteuid() != 0,
+                    reason="steps this machine's wall clock back a day and forward again: CI only (as root)")
+def test_a_wall_clock_jump_mid_run_leaves_cooldowns_and_durations_alone(demo_int8_bundle, tmp_path):
+    """`live` on the scene generator with a trigger whose cooldown is 3 s; 8 s in, the machine's real
+    clock is stepped back a day (restored at the end by the same step forward). Counted in wall
+    time, the cooldown would never end (now - last off < 0) and durations would go negative."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    from expect import ROOT
+
+    config = tmp_path / "config.toml"
+    config.write_text('[[triggers]]\nname = "square"\ntext = "a square"\nframes = 1\nclear_after = 0.5\n'
+                      "cooldown = 3\n")
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "live", "--config", str(config), "-m",
+                             str(demo_int8_bundle[0]), "--source", "scenes", "-t", "OD", "--events-only"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    time.sleep(8)
+    time.clock_settime(time.CLOCK_REALTIME, time.time() - CLOCK_JUMP)
+    try:
+        time.sleep(16)
+    finally:
+        time.clock_settime(time.CLOCK_REALTIME, time.time() + CLOCK_JUMP)
+    proc.send_signal(2)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    events = [json.loads(line) for line in out.splitlines()]
+    stats = json.loads(err.strip().splitlines()[-1].partition(": ")[2])
+    assert 20 < stats["seconds"] < 60, stats
+    seconds = [e["seconds"] for e in events]
+    assert seconds == sorted(seconds) and 0 <= seconds[0] and seconds[-1] < 60
+    jumped = [i for i in range(1, len(events)) if events[i]["time"] < events[i - 1]["time"] - CLOCK_JUMP / 2]
+    assert len(jumped) == 1, [e["time"] for e in events]
+    turns = [(i, e) for i, e in enumerate(events) if e["event"] in ("on", "off")]
+    assert any(e["event"] == "on" and i >= jumped[0] for i, e in turns), turns  # it still turns on after the jump
+    for (_, off), (_, on) in zip(turns, turns[1:]):
+        if off["event"] == "off" and on["event"] == "on":
+            assert on["seconds"] - off["seconds"] >= 3.0, (off, on)

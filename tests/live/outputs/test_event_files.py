@@ -104,18 +104,6 @@ def test_a_writer_killed_mid_write_leaves_nothing_a_reader_takes_and_its_partial
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{IDS[1]}.jpg"]
 
 
-@pytest.fixture
-def small_card(tmp_path):
-    """A real 256 kB filesystem (tmpfs; the tests run as root, as `make test` does)."""
-    mount = tmp_path / "card"
-    mount.mkdir()
-    import subprocess
-
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], check=True)
-    yield mount
-    subprocess.run(["umount", str(mount)], check=True)
-
-
 def test_a_full_card_is_said_once_and_writing_resumes_when_space_returns(small_card):
     said = []
     files = EventFiles(small_card, 100, 1, "snapshots", said.append)
