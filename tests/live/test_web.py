@@ -30,9 +30,10 @@ class Running:
             [sys.executable, "-m", "edge.cli", "live", "-m", str(bundle), "--source", str(video), "-t", "OD",
              "-t", "CAPTION", "--loop", "--change-threshold", change_threshold, "--http", "127.0.0.1:0", *extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-        line = self.proc.stderr.readline()
-        match = re.search(r"http://([\d.]+):(\d+)/", line)
-        assert match, line + self.proc.stderr.read()
+        said = ""  # the self-test's line comes first, then the address
+        while not (match := re.search(r"http://([\d.]+):(\d+)/", said)) and (line := self.proc.stderr.readline()):
+            said += line
+        assert match, said
         self.host, self.port = match.group(1), int(match.group(2))
 
     def get(self, path: str, headers=None, method="GET", body=None) -> tuple[int, dict, bytes]:

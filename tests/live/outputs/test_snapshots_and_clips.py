@@ -49,6 +49,7 @@ def test_snapshots_and_clips_per_event(demo_int8_bundle, walking_clip, tmp_path)
          "--snapshots", str(tmp_path / "snaps"), "--clips", str(tmp_path / "clips"), "--clip-before", str(BEFORE),
          "--clip-after", str(AFTER)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
+        assert "self-test passed" in proc.stderr.readline()
         base = re.search(r"web view on (http://\S+)/", proc.stderr.readline()).group(1)
         events = []
         while not any(e["event"] == "end" and e["name"] == "square" for e in events):
