@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -15,6 +16,11 @@ import pytest
 
 # No test may reach the network: a hub id must fail fast, not retry for 30 s.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# A shell without job control starts background commands with SIGINT ignored, and an ignored signal
+# stays ignored across exec: every command the tests Ctrl-C would then run on. Handled here, it is
+# reset to the default in each child, as in a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 # Packed-weight caches go to a throwaway folder, not the user's ~/.cache, removed at the end.
 os.environ["FLORENCE_EDGE_CACHE"] = tempfile.mkdtemp(prefix="florence-edge-cache-")
 

@@ -112,7 +112,7 @@ def test_a_wall_clock_jump_mid_run_leaves_cooldowns_and_durations_alone(demo_int
 
     config = tmp_path / "config.toml"
     config.write_text('[[triggers]]\nname = "square"\ntext = "a square"\nframes = 1\nclear_after = 0.5\n'
-                      "cooldown = 3\n")
+                      "cooldown = 3\ncheck = \"none\"\n")
     proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "live", "--config", str(config), "-m",
                              str(demo_int8_bundle[0]), "--source", "scenes", "-t", "OD", "--events-only"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
