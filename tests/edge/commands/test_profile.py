@@ -40,7 +40,7 @@ def profile(demo_int8_bundle):
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        assert main(["bench", "-m", str(demo_int8_bundle[0]), "--profile", "-r", "20", "--threads", "2",
+        assert main(["bench", "-m", str(demo_int8_bundle[0]), "--profile", "-r", "20", "--threads", "1",
                      "-o", "json"]) == 0
     return json.loads(out.getvalue())
 
@@ -48,7 +48,8 @@ def profile(demo_int8_bundle):
 def test_parts_run_alone_add_up_to_the_whole_graph(profile):
     vision = profile["graphs"][0]
     assert vision["role"] == mf.VISION and len(vision["parts"]) == 2 + sum(1 + 2 * d for d in _depths())
-    # The demo's vision graph takes 3 ms, where a busy machine moves it by 15% between passes (base-sized,
+    # One thread: the other core takes the machine's noise (with two, the whole ran 27% slower than its parts
+    # once in CI). The demo's vision graph takes 3 ms, where a busy machine moves it by 15% between passes (base-sized,
     # 570 ms: within 2-11% in the runs measured): the bound here is 20%.
     assert vision["parts_ms"] == pytest.approx(vision["whole_ms"], rel=0.20)
     assert all(part["ms"] > 0 for part in vision["parts"])
