@@ -46,14 +46,16 @@ def _write(record: Path, entries: dict) -> None:
         partial.unlink(missing_ok=True)
 
 
-def verify_bundle(manifest: Manifest, cache: Path | None) -> None:
+def verify_bundle(manifest: Manifest, cache: Path | None, remembered: bool = True) -> None:
     """Raise a one-line `FlorenceEdgeError` naming the first file whose sha256 differs from the manifest.
 
-    `cache`: the folder holding the record of verified files (None: hash every file every time).
+    `cache`: the folder holding the record of verified files (None: hash every file every time);
+    `remembered`: False hashes every file even if recorded (bit rot keeps the mtime), then records them.
     """
     record = cache / RECORD if cache else None
-    known = _read(record)
-    fresh = dict(known)
+    recorded = _read(record)
+    known = recorded if remembered else {}
+    fresh = dict(recorded)
     for name, entry in manifest.raw["files"].items():
         path = manifest.root / name
         identity = _identity(path)
@@ -63,5 +65,5 @@ def verify_bundle(manifest: Manifest, cache: Path | None) -> None:
             raise FlorenceEdgeError(f"bundle file {path} is damaged (its sha256 is not the manifest's): "
                                     "copy the bundle again or convert it again")
         fresh[identity] = entry["sha256"]
-    if record and fresh != known:
+    if record and fresh != recorded:
         _write(record, dict(list(fresh.items())[-_KEEP:]))

@@ -18,7 +18,7 @@ from edge import probe, weight_cache
 from edge.errors import FlorenceEdgeError
 from edge.integrity import verify_bundle
 from edge.model import Florence2
-from edge.runtime import weight_cache_file
+from edge.runtime import cache_folder, weight_cache_file
 
 
 @dataclass
@@ -37,7 +37,7 @@ def _stderr(line: str) -> None:
 def load_checked(bundle_dir, log=_stderr, **options) -> tuple[Florence2, SelfTest]:
     """`Florence2(bundle_dir, **options)` once its files and probe pass; else a one-line `FlorenceEdgeError`."""
     start = time.perf_counter()
-    verify_bundle(mf.load_manifest(bundle_dir), None)
+    verify_bundle(mf.load_manifest(bundle_dir), cache_folder(), remembered=False)  # Florence2's check: a stat
     model = Florence2(bundle_dir, **options)
     recorded = model.manifest.raw.get("probe")
     if not recorded or recorded.get("version") != probe.VERSION:
